@@ -1,0 +1,132 @@
+import { createServer, type Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { ApolloServer } from '@apollo/server';
+import { ApolloServerPluginDrainHttpServer } from '@apollo/server/plugin/drainHttpServer';
+import { ApolloServerPluginLandingPageDisabled } from '@apollo/server/plugin/disabled';
+import { ApolloServerPluginLandingPageLocalDefault } from '@apollo/server/plugin/landingPage/default';
+import express from 'express';
+import { pinoHttp } from 'pino-http';
+import { ApiKeyService } from './auth/api-key.service.js';
+import { createKeyVerifier } from './auth/key-verifier.js';
+import type { Config } from './config/config.js';
+import { createPool } from './db/pool.js';
+import { prepareDatabase } from './db/prepare-database.js';
+import type { GatewayContext, Services } from './graphql/context.js';
+import { formatError } from './graphql/format-error.js';
+import { buildGatewaySchema } from './graphql/schema.js';
+import { graphqlMiddleware } from './http/graphql.middleware.js';
+import { httpMetricsMiddleware } from './http/http-metrics.middleware.js';
+import { operationsRouter } from './http/operations.router.js';
+import { assignRequestId } from './http/request-id.js';
+import { createEventPartitionsWorker } from './ingest/event-partitions.worker.js';
+import type { Logger } from './observability/logger.js';
+import { createMetrics } from './observability/metrics.js';
+import { createReadiness } from './observability/readiness.js';
+import { errorLoggingPlugin } from './plugins/error-logging.plugin.js';
+import { closeRedis, createRedis } from './redis/create-redis.js';
+
+export interface App {
+  /** The HTTP server, exposed so the WebSocket server can share its port. */
+  readonly httpServer: Server;
+  listen(): Promise<AddressInfo>;
+  /**
+   * Stops accepting connections, lets in-flight requests finish (up to SHUTDOWN_GRACE_MS), then
+   * stops workers and closes Postgres and Redis. Safe to call more than once.
+   */
+  stop(): Promise<void>;
+}
+
+const ROUTES = ['/graphql', '/health', '/ready', '/metrics'];
+
+/**
+ * Wires the whole gateway in one place: storage clients, workers, schema, Apollo Server and the
+ * HTTP routes. Every dependency is created here and handed down; nothing below reads config
+ * from anywhere else. Start-up order matters: the database is migrated before anything queries it,
+ * and the HTTP port opens last, once every dependency of a request exists.
+ */
+export async function createApp(config: Config, logger: Logger): Promise<App> {
+  const metrics = createMetrics();
+  await prepareDatabase(config, logger, { migrate: config.database.migrateOnStart });
+
+  const pool = createPool(config, logger);
+  const redis = createRedis(config, logger, { name: 'commands' });
+  const authSubscriber = createRedis(config, logger, { name: 'auth-subscriber', queueWhileDisconnected: true });
+
+  const services: Services = { apiKeys: new ApiKeyService(pool, redis, config.redis.keyPrefix, logger) };
+  const keyVerifier = createKeyVerifier({ pool, subscriber: authSubscriber, config, logger, metrics });
+  const partitions = createEventPartitionsWorker({ pool, logger });
+  const readiness = createReadiness({ pool, redis, metrics, timeoutMs: config.http.readyCheckTimeoutMs });
+
+  if (config.auth.bootstrapApiKey) await services.apiKeys.ensureBootstrapKey(config.auth.bootstrapApiKey);
+  await keyVerifier.start();
+  await partitions.start();
+
+  const expressApp = express();
+  const httpServer = createServer(expressApp);
+  const apollo = new ApolloServer<GatewayContext>({
+    schema: await buildGatewaySchema(),
+    nodeEnv: config.env,
+    introspection: config.graphql.introspection,
+    csrfPrevention: true,
+    includeStacktraceInErrorResponses: false,
+    // Signals are handled by main.ts, which also closes pools after Apollo has drained.
+    stopOnTerminationSignals: false,
+    formatError,
+    logger: logger.child({ component: 'apollo' }),
+    plugins: [
+      ApolloServerPluginDrainHttpServer({ httpServer, stopGracePeriodMillis: config.http.shutdownGraceMs }),
+      config.graphql.landingPage
+        ? ApolloServerPluginLandingPageLocalDefault({ embed: true, includeCookies: false })
+        : ApolloServerPluginLandingPageDisabled(),
+      errorLoggingPlugin(logger),
+    ],
+  });
+  await apollo.start();
+
+  expressApp.disable('x-powered-by');
+  expressApp.set('trust proxy', false);
+  expressApp.use(
+    pinoHttp({
+      logger,
+      genReqId: assignRequestId,
+      // Resolver logs carry only the request id; the request itself is logged once, on completion.
+      quietReqLogger: true,
+      serializers: {
+        req: (req: { id: unknown; method: string; url: string; remoteAddress?: string; headers: Record<string, unknown> }) => ({
+          id: req.id,
+          method: req.method,
+          url: req.url,
+          remoteAddress: req.remoteAddress,
+          userAgent: req.headers['user-agent'],
+        }),
+        res: (res: { statusCode: number }) => ({ statusCode: res.statusCode }),
+      },
+      // Probes and scrapes arrive every few seconds; logging them would drown real traffic.
+      autoLogging: { ignore: (req) => req.url === '/health' || req.url === '/metrics' },
+      customLogLevel: (_req, res, err) => (err || res.statusCode >= 500 ? 'error' : res.statusCode >= 400 ? 'warn' : 'info'),
+    }),
+  );
+  expressApp.use(httpMetricsMiddleware(metrics, ROUTES));
+  expressApp.use(operationsRouter({ readiness, metrics }));
+  expressApp.use('/graphql', graphqlMiddleware({ apollo, keyVerifier, services, maxBodyBytes: config.http.maxBodyBytes }));
+
+  let stopping: Promise<void> | undefined;
+  return {
+    httpServer,
+    listen: () =>
+      new Promise<AddressInfo>((resolve, reject) => {
+        httpServer.once('error', reject);
+        httpServer.listen(config.http.port, config.http.host, () => {
+          httpServer.off('error', reject);
+          resolve(httpServer.address() as AddressInfo);
+        });
+      }),
+    stop: () =>
+      (stopping ??= (async () => {
+        // Apollo's drain plugin closes the listener and waits for in-flight HTTP requests.
+        await apollo.stop();
+        await Promise.all([partitions.stop(), keyVerifier.stop()]);
+        await Promise.all([closeRedis(redis), closeRedis(authSubscriber), pool.end()]);
+      })()),
+  };
+}

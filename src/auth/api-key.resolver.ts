@@ -1,0 +1,40 @@
+import { Arg, Authorized, Ctx, ID, Mutation, Resolver } from 'type-graphql';
+import type { GatewayContext } from '../graphql/context.js';
+import { BadUserInputError } from '../graphql/errors.js';
+import type { ApiKeyRecord } from './api-key.repository.js';
+import { ApiKeyType, CreatedApiKeyType } from './api-key.type.js';
+
+@Resolver(() => ApiKeyType)
+export class ApiKeyResolver {
+  @Authorized('admin')
+  @Mutation(() => CreatedApiKeyType, { description: "Creates a key in the caller's tenant. The plaintext key is returned once." })
+  async createApiKey(
+    @Arg('name', () => String) name: string,
+    @Arg('scopes', () => [String]) scopes: string[],
+    @Ctx() { viewer, services }: GatewayContext,
+  ): Promise<CreatedApiKeyType> {
+    const created = await services.apiKeys.createKey({ tenantSlug: viewer!.tenantSlug, name, scopes });
+    return { apiKey: toApiKeyType(created.apiKey), key: created.plaintext };
+  }
+
+  @Authorized('admin')
+  @Mutation(() => ApiKeyType, { description: "Revokes a key of the caller's tenant; every replica refuses it within seconds." })
+  async revokeApiKey(@Arg('id', () => ID) id: string, @Ctx() { viewer, services }: GatewayContext): Promise<ApiKeyType> {
+    const revoked = await services.apiKeys.revokeKey(id, viewer!.tenantId);
+    // A key of another tenant is reported exactly like a missing one.
+    if (!revoked) throw new BadUserInputError('No API key with this id in your tenant');
+    return toApiKeyType(revoked);
+  }
+}
+
+function toApiKeyType(record: ApiKeyRecord): ApiKeyType {
+  return {
+    id: record.id,
+    name: record.name,
+    prefix: record.prefix,
+    scopes: record.scopes,
+    createdAt: record.createdAt,
+    revokedAt: record.revokedAt,
+    lastUsedAt: record.lastUsedAt,
+  };
+}

@@ -1,0 +1,20 @@
+import type { ApiKeyService } from '../auth/api-key.service.js';
+import type { Viewer } from '../auth/viewer.js';
+import type { Logger } from '../observability/logger.js';
+
+/** What a resolver reaches; services are shared, everything else is built per request. */
+export interface Services {
+  readonly apiKeys: ApiKeyService;
+}
+
+/**
+ * Built once per request by the context function in http/graphql.middleware.ts (and, for
+ * WebSocket operations, by the subscription server). `viewer` is null for a request without
+ * credentials: fields that need one fail with UNAUTHENTICATED through the auth checker.
+ */
+export interface GatewayContext {
+  readonly viewer: Viewer | null;
+  readonly requestId: string;
+  readonly logger: Logger;
+  readonly services: Services;
+}

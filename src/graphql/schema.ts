@@ -1,0 +1,37 @@
+import 'reflect-metadata';
+import { GraphQLSchema, lexicographicSortSchema, printSchema } from 'graphql';
+import { fileURLToPath } from 'node:url';
+import { buildSchema } from 'type-graphql';
+import { ApiKeyResolver } from '../auth/api-key.resolver.js';
+import { authChecker } from '../auth/auth-checker.js';
+import { ViewerResolver } from '../auth/viewer.resolver.js';
+import { DateTimeScalar, JSONScalar, SafeIntScalar } from './scalars.js';
+
+/** Every resolver class of the public API; adding a capability means adding it here. */
+const RESOLVERS = [ViewerResolver, ApiKeyResolver] as const;
+
+/**
+ * Builds the executable schema from the type-graphql classes. The contract's scalars are always
+ * part of it, referenced by a field or not yet, so clients can generate code against all of them.
+ */
+export async function buildGatewaySchema(): Promise<GraphQLSchema> {
+  const built = await buildSchema({
+    resolvers: RESOLVERS,
+    authChecker,
+    authMode: 'error',
+    validate: false,
+    scalarsMap: [{ type: Date, scalar: DateTimeScalar }],
+  });
+  const config = built.toConfig();
+  const present = new Set(config.types.map((t) => t.name));
+  const missing = [DateTimeScalar, JSONScalar, SafeIntScalar].filter((s) => !present.has(s.name));
+  return new GraphQLSchema({ ...config, types: [...config.types, ...missing] });
+}
+
+/** schema/schema.graphql at the package root (this module runs from dist/src/graphql). */
+export const SCHEMA_FILE = fileURLToPath(new URL('../../../schema/schema.graphql', import.meta.url));
+
+/** The SDL checked in as schema/schema.graphql: sorted, so only real changes show as drift. */
+export function printGatewaySchema(schema: GraphQLSchema): string {
+  return printSchema(lexicographicSortSchema(schema)) + '\n';
+}

@@ -1,0 +1,23 @@
+import { Router } from 'express';
+import type { Metrics } from '../observability/metrics.js';
+import type { Readiness } from '../observability/readiness.js';
+
+/**
+ * Probes and metrics for operators. `/health` says only that the process serves HTTP (a restart
+ * would not fix a database outage, so liveness must not depend on one); `/ready` checks every
+ * dependency and answers 503 naming the failing ones, so a load balancer stops sending traffic.
+ */
+export function operationsRouter(deps: { readiness: Readiness; metrics: Metrics }): Router {
+  const router = Router();
+  router.get('/health', (_req, res) => {
+    res.json({ status: 'ok', uptime_s: Math.round(process.uptime()) });
+  });
+  router.get('/ready', async (_req, res) => {
+    const report = await deps.readiness.report();
+    res.status(report.status === 'ok' ? 200 : 503).json(report);
+  });
+  router.get('/metrics', async (_req, res) => {
+    res.type(deps.metrics.registry.contentType).send(await deps.metrics.registry.metrics());
+  });
+  return router;
+}

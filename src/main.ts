@@ -1,0 +1,51 @@
+import { createApp } from './app.js';
+import { ConfigError, loadConfig, type Config } from './config/config.js';
+import { createLogger } from './observability/logger.js';
+
+let config: Config;
+try {
+  config = loadConfig(process.env);
+} catch (err) {
+  // Before the logger exists: print every invalid variable in plain words and refuse to start.
+  console.error(err instanceof ConfigError ? err.message : err);
+  process.exit(1);
+}
+
+const logger = createLogger(config);
+process.on('unhandledRejection', (reason) => {
+  logger.fatal({ err: reason }, 'unhandled promise rejection');
+  process.exit(1);
+});
+
+let app: Awaited<ReturnType<typeof createApp>>;
+try {
+  app = await createApp(config, logger);
+  const address = await app.listen();
+  logger.info({ host: address.address, port: address.port, env: config.env }, 'gateway listening');
+} catch (err) {
+  logger.fatal({ err }, 'gateway failed to start');
+  process.exit(1);
+}
+
+let shuttingDown = false;
+async function shutdown(signal: NodeJS.Signals): Promise<void> {
+  if (shuttingDown) return;
+  shuttingDown = true;
+  logger.info({ signal, graceMs: config.http.shutdownGraceMs }, 'shutting down');
+  // The drain itself is bounded by SHUTDOWN_GRACE_MS; this only guards against a close that hangs.
+  const hardStop = setTimeout(() => {
+    logger.error('shutdown did not finish in time; exiting');
+    process.exit(1);
+  }, config.http.shutdownGraceMs + 5_000);
+  hardStop.unref();
+  try {
+    await app.stop();
+    logger.info('shutdown complete');
+    process.exit(0);
+  } catch (err) {
+    logger.error({ err }, 'shutdown failed');
+    process.exit(1);
+  }
+}
+process.once('SIGTERM', shutdown);
+process.once('SIGINT', shutdown);

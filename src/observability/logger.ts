@@ -1,0 +1,51 @@
+import { pino, type Logger } from 'pino';
+import type { Config } from '../config/config.js';
+import { maskSecrets } from './mask-secrets.js';
+
+export type { Logger } from 'pino';
+
+/**
+ * Paths removed from every log line. Headers are logged by pino-http's request serializer; the
+ * config object is never logged whole, but a stray `log.info({ config })` must not leak the key.
+ */
+const REDACT_PATHS = [
+  'req.headers.authorization',
+  'req.headers.cookie',
+  'req.headers["x-api-key"]',
+  'res.headers["set-cookie"]',
+  'headers.authorization',
+  'authorization',
+  'apiKey',
+  'plaintextKey',
+  'config.auth.bootstrapApiKey',
+  'auth.bootstrapApiKey',
+  'connectionParams.authorization',
+];
+
+export function createLogger(config: Pick<Config, 'log'>, destination?: pino.DestinationStream): Logger {
+  return pino(
+    {
+      level: config.log.level,
+      base: { service: 'analytics-gateway' },
+      timestamp: pino.stdTimeFunctions.isoTime,
+      formatters: { level: (label) => ({ level: label }) },
+      redact: { paths: REDACT_PATHS, censor: '[REDACTED]' },
+      hooks: {
+        // Free-text arguments can carry a key too (an error message quoting a header, say).
+        logMethod(args, method) {
+          const masked = args.map((arg) => (typeof arg === 'string' ? maskSecrets(arg) : arg));
+          method.apply(this, masked as Parameters<typeof method>);
+        },
+      },
+      serializers: {
+        err: (err: Error) => {
+          const out = pino.stdSerializers.err(err);
+          out.message = maskSecrets(out.message);
+          if (out.stack) out.stack = maskSecrets(out.stack);
+          return out;
+        },
+      },
+    },
+    destination,
+  );
+}

@@ -1,0 +1,74 @@
+import type pg from 'pg';
+import type { Redis } from '../redis/create-redis.js';
+import type { Metrics } from './metrics.js';
+
+export interface CheckResult {
+  readonly ok: boolean;
+  readonly response_time_ms: number;
+  readonly error?: string;
+}
+
+export interface ReadinessReport {
+  readonly status: 'ok' | 'unavailable';
+  /** Names of the dependencies that failed, so a 503 says what to look at. */
+  readonly failing: string[];
+  readonly checks: Record<string, CheckResult>;
+}
+
+/** A named dependency probe; resolves when healthy, throws (with a reason) when not. */
+export type Check = () => Promise<void>;
+
+/**
+ * `/ready`: every check runs in parallel with a deadline, so one hung dependency answers
+ * "not ready" in READY_CHECK_TIMEOUT_MS instead of hanging the orchestrator's probe. Workers add
+ * their own checks (stream lag, for example) through `register`.
+ */
+export function createReadiness(deps: { pool: pg.Pool; redis: Redis; metrics: Metrics; timeoutMs: number }) {
+  const checks = new Map<string, Check>([
+    ['postgres', async () => void (await deps.pool.query('SELECT 1'))],
+    [
+      'redis',
+      async () => {
+        // A disconnected client would queue or retry; report the state at once instead.
+        if (deps.redis.status !== 'ready') throw new Error(`connection is ${deps.redis.status}`);
+        await deps.redis.ping();
+      },
+    ],
+  ]);
+
+  async function run(name: string, check: Check): Promise<CheckResult> {
+    const started = performance.now();
+    let timer: NodeJS.Timeout | undefined;
+    const deadline = new Promise<never>((_, reject) => {
+      timer = setTimeout(() => reject(new Error(`no answer within ${deps.timeoutMs} ms`)), deps.timeoutMs);
+    });
+    try {
+      await Promise.race([check(), deadline]);
+      return { ok: true, response_time_ms: elapsed(started) };
+    } catch (err) {
+      return { ok: false, response_time_ms: elapsed(started), error: err instanceof Error ? err.message : String(err) };
+    } finally {
+      clearTimeout(timer);
+      const seconds = (performance.now() - started) / 1000;
+      deps.metrics.dependencyCheckDuration.observe({ dependency: name }, seconds);
+    }
+  }
+
+  return {
+    register(name: string, check: Check): void {
+      checks.set(name, check);
+    },
+    async report(): Promise<ReadinessReport> {
+      const entries = await Promise.all([...checks].map(async ([name, check]) => [name, await run(name, check)] as const));
+      for (const [name, result] of entries) deps.metrics.dependencyUp.set({ dependency: name }, result.ok ? 1 : 0);
+      const failing = entries.filter(([, r]) => !r.ok).map(([name]) => name);
+      return { status: failing.length ? 'unavailable' : 'ok', failing, checks: Object.fromEntries(entries) };
+    },
+  };
+}
+
+export type Readiness = ReturnType<typeof createReadiness>;
+
+function elapsed(started: number): number {
+  return Math.round((performance.now() - started) * 100) / 100;
+}
