@@ -16,7 +16,7 @@ import { formatError } from './graphql/format-error.js';
 import { buildGatewaySchema } from './graphql/schema.js';
 import { graphqlMiddleware } from './http/graphql.middleware.js';
 import { httpMetricsMiddleware } from './http/http-metrics.middleware.js';
-import { operationsRouter } from './http/operations.router.js';
+import { mountOperationsRoutes } from './http/operations.routes.js';
 import { assignRequestId } from './http/request-id.js';
 import { createEventPartitionsWorker } from './ingest/event-partitions.worker.js';
 import type { Logger } from './observability/logger.js';
@@ -92,7 +92,13 @@ export async function createApp(config: Config, logger: Logger): Promise<App> {
       // Resolver logs carry only the request id; the request itself is logged once, on completion.
       quietReqLogger: true,
       serializers: {
-        req: (req: { id: unknown; method: string; url: string; remoteAddress?: string; headers: Record<string, unknown> }) => ({
+        req: (req: {
+          id: unknown;
+          method: string;
+          url: string;
+          remoteAddress?: string;
+          headers: Record<string, unknown>;
+        }) => ({
           id: req.id,
           method: req.method,
           url: req.url,
@@ -103,12 +109,16 @@ export async function createApp(config: Config, logger: Logger): Promise<App> {
       },
       // Probes and scrapes arrive every few seconds; logging them would drown real traffic.
       autoLogging: { ignore: (req) => req.url === '/health' || req.url === '/metrics' },
-      customLogLevel: (_req, res, err) => (err || res.statusCode >= 500 ? 'error' : res.statusCode >= 400 ? 'warn' : 'info'),
+      customLogLevel: (_req, res, err) =>
+        err || res.statusCode >= 500 ? 'error' : res.statusCode >= 400 ? 'warn' : 'info',
     }),
   );
   expressApp.use(httpMetricsMiddleware(metrics, ROUTES));
-  expressApp.use(operationsRouter({ readiness, metrics }));
-  expressApp.use('/graphql', graphqlMiddleware({ apollo, keyVerifier, services, maxBodyBytes: config.http.maxBodyBytes }));
+  mountOperationsRoutes(expressApp, { readiness, metrics });
+  expressApp.use(
+    '/graphql',
+    graphqlMiddleware({ apollo, keyVerifier, services, maxBodyBytes: config.http.maxBodyBytes }),
+  );
 
   let stopping: Promise<void> | undefined;
   return {

@@ -1,5 +1,6 @@
 import { createApp } from './app.js';
 import { ConfigError, loadConfig, type Config } from './config/config.js';
+import { pino } from 'pino';
 import { createLogger } from './observability/logger.js';
 
 let config: Config;
@@ -11,7 +12,9 @@ try {
   process.exit(1);
 }
 
-const logger = createLogger(config);
+// Asynchronous writes: lines that arrive while a write is in flight go out together instead of one
+// syscall each. pino flushes what is buffered when the process exits (process.exit included).
+const logger = createLogger(config, pino.destination({ dest: 1, sync: false }));
 process.on('unhandledRejection', (reason) => {
   logger.fatal({ err: reason }, 'unhandled promise rejection');
   process.exit(1);

@@ -7,7 +7,9 @@ import { ApiKeyType, CreatedApiKeyType } from './api-key.type.js';
 @Resolver(() => ApiKeyType)
 export class ApiKeyResolver {
   @Authorized('admin')
-  @Mutation(() => CreatedApiKeyType, { description: "Creates a key in the caller's tenant. The plaintext key is returned once." })
+  @Mutation(() => CreatedApiKeyType, {
+    description: "Creates a key in the caller's tenant. The plaintext key is returned once.",
+  })
   async createApiKey(
     @Arg('name', () => String) name: string,
     @Arg('scopes', () => [String]) scopes: string[],
@@ -18,8 +20,13 @@ export class ApiKeyResolver {
   }
 
   @Authorized('admin')
-  @Mutation(() => ApiKeyType, { description: "Revokes a key of the caller's tenant; every replica refuses it within seconds." })
-  async revokeApiKey(@Arg('id', () => ID) id: string, @Ctx() { viewer, services }: GatewayContext): Promise<ApiKeyType> {
+  @Mutation(() => ApiKeyType, {
+    description: "Revokes a key of the caller's tenant; every replica refuses it within seconds.",
+  })
+  async revokeApiKey(
+    @Arg('id', () => ID) id: string,
+    @Ctx() { viewer, services }: GatewayContext,
+  ): Promise<ApiKeyType> {
     const revoked = await services.apiKeys.revokeKey(id, viewer!.tenantId);
     // A key of another tenant is reported exactly like a missing one.
     if (!revoked) throw new BadUserInputError('No API key with this id in your tenant');

@@ -76,7 +76,13 @@ export class ApiKeyService {
   async ensureBootstrapKey(plaintext: string): Promise<void> {
     const tenant = await this.repository.upsertTenant(BOOTSTRAP_TENANT, 'Demo');
     const created = await this.repository.insertKey(
-      { tenantId: tenant.id, name: 'bootstrap', prefix: apiKeyPrefix(plaintext), hash: hashApiKey(plaintext), scopes: ['admin'] },
+      {
+        tenantId: tenant.id,
+        name: 'bootstrap',
+        prefix: apiKeyPrefix(plaintext),
+        hash: hashApiKey(plaintext),
+        scopes: ['admin'],
+      },
       { ifAbsent: true },
     );
     if (created) this.logger.info({ keyId: created.id, tenant: BOOTSTRAP_TENANT }, 'bootstrap admin key created');

@@ -119,7 +119,9 @@ export function createKeyVerifier({ pool, subscriber, config, logger, metrics }:
       }
       if (entry?.kind !== 'valid') {
         metrics.authLookups.inc({ outcome: 'rejected' });
-        throw new UnauthenticatedError(entry?.reason === 'revoked' ? 'This API key has been revoked' : 'Invalid API key');
+        throw new UnauthenticatedError(
+          entry?.reason === 'revoked' ? 'This API key has been revoked' : 'Invalid API key',
+        );
       }
       const fromCache = status.fetch === 'hit' || status.fetch === 'inflight';
       metrics.authLookups.inc({ outcome: fromCache ? 'cached' : context.usedStale ? 'stale' : 'verified' });

@@ -34,7 +34,10 @@ async function main(argv: string[]): Promise<number> {
 
   const config = loadConfig(process.env);
   // Diagnostics go to stderr so stdout carries only the answer (scripts read the key off it).
-  const logger = createLogger({ log: { level: config.log.level === 'info' ? 'warn' : config.log.level } }, pino.destination(2));
+  const logger = createLogger(
+    { log: { level: config.log.level === 'info' ? 'warn' : config.log.level } },
+    pino.destination(2),
+  );
   await prepareDatabase(config, logger, { migrate: config.database.migrateOnStart });
   const pool = createPool(config, logger);
   const redis = createRedis(config, logger, { name: 'cli' });
@@ -46,7 +49,10 @@ async function main(argv: string[]): Promise<number> {
         const { apiKey, plaintext } = await service.createKey({
           tenantSlug: values.tenant,
           name: values.name ?? 'cli',
-          scopes: values.scopes.split(',').map((s) => s.trim()).filter(Boolean),
+          scopes: values.scopes
+            .split(',')
+            .map((s) => s.trim())
+            .filter(Boolean),
         });
         console.log(`tenant:  ${apiKey.tenantSlug}`);
         console.log(`key id:  ${apiKey.id}`);
@@ -62,7 +68,11 @@ async function main(argv: string[]): Promise<number> {
         console.log(['id', 'prefix', 'name', 'scopes', 'created', 'last used', 'revoked'].join('\t'));
         for (const k of keys) {
           const when = (d: Date | null) => (d ? d.toISOString() : '-');
-          console.log([k.id, k.prefix, k.name, k.scopes.join(','), when(k.createdAt), when(k.lastUsedAt), when(k.revokedAt)].join('\t'));
+          console.log(
+            [k.id, k.prefix, k.name, k.scopes.join(','), when(k.createdAt), when(k.lastUsedAt), when(k.revokedAt)].join(
+              '\t',
+            ),
+          );
         }
         return 0;
       }
@@ -76,7 +86,9 @@ async function main(argv: string[]): Promise<number> {
           console.error(`no API key with id ${id}`);
           return 1;
         }
-        console.log(`revoked ${revoked.id} (${revoked.prefix}…, tenant ${revoked.tenantSlug}) at ${revoked.revokedAt?.toISOString()}`);
+        console.log(
+          `revoked ${revoked.id} (${revoked.prefix}…, tenant ${revoked.tenantSlug}) at ${revoked.revokedAt?.toISOString()}`,
+        );
         return 0;
       }
       default:

@@ -14,8 +14,7 @@ const bool = z
 // zod 4 defaults are output values: they skip the transform above.
 const flag = (fallback: boolean) => bool.default(fallback);
 
-const int = (fallback: number, min: number, max: number) =>
-  z.coerce.number().int().min(min).max(max).default(fallback);
+const int = (fallback: number, min: number, max: number) => z.coerce.number().int().min(min).max(max).default(fallback);
 
 const postgresUrl = z
   .url({ protocol: /^postgres(ql)?$/, error: 'expected a postgres:// or postgresql:// URL' })
@@ -23,62 +22,65 @@ const postgresUrl = z
 
 const redisUrl = z.url({ protocol: /^rediss?$/, error: 'expected a redis:// or rediss:// URL' });
 
-export const configSchema = z
-  .object({
-    NODE_ENV: z.enum(['development', 'test', 'production']).default('development'),
-    HOST: z.string().min(1).default('127.0.0.1'),
-    PORT: int(4000, 0, 65535),
-    DATABASE_URL: postgresUrl.default('postgres://postgres@127.0.0.1:5432/analytics'),
-    DATABASE_POOL_MAX: int(10, 1, 1000),
-    DATABASE_CREATE_IF_MISSING: flag(true),
-    MIGRATE_ON_START: flag(true),
-    DATABASE_STARTUP_TIMEOUT_MS: int(30_000, 0, 600_000),
-    REDIS_URL: redisUrl.default('redis://127.0.0.1:6379'),
-    REDIS_KEY_PREFIX: z
-      .string()
-      .regex(/^[A-Za-z0-9:_.{}-]{1,64}$/, 'expected 1..64 characters of [A-Za-z0-9:_.{}-]')
-      .default('agw:'),
-    LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
-    BOOTSTRAP_API_KEY: z.string().min(1).max(256).optional(),
-    // Each replica trusts a verified key for this long without asking Postgres. Revocations are also
-    // broadcast through Redis; the cap keeps the "revoked within 5 s everywhere" promise when that
-    // broadcast is lost (Redis unreachable), since a lookup itself takes well under a second.
-    AUTH_CACHE_TTL_MS: int(3_000, 0, 4_000),
-    AUTH_CACHE_MAX_KEYS: int(10_000, 1, 1_000_000),
-    INTROSPECTION: bool.optional(),
-    MAX_BODY_BYTES: int(5 * 1024 * 1024, 1024, 64 * 1024 * 1024),
-    SHUTDOWN_GRACE_MS: int(10_000, 0, 120_000),
-    READY_CHECK_TIMEOUT_MS: int(1_000, 50, 30_000),
-  })
-  .transform((env) => ({
-    env: env.NODE_ENV,
-    http: {
-      host: env.HOST,
-      port: env.PORT,
-      maxBodyBytes: env.MAX_BODY_BYTES,
-      shutdownGraceMs: env.SHUTDOWN_GRACE_MS,
-      readyCheckTimeoutMs: env.READY_CHECK_TIMEOUT_MS,
-    },
-    graphql: {
-      // Sandbox and introspection are for developers; production opts in explicitly.
-      introspection: env.INTROSPECTION ?? env.NODE_ENV !== 'production',
-      landingPage: env.NODE_ENV !== 'production',
-    },
-    database: {
-      url: env.DATABASE_URL,
-      poolMax: env.DATABASE_POOL_MAX,
-      createIfMissing: env.DATABASE_CREATE_IF_MISSING,
-      migrateOnStart: env.MIGRATE_ON_START,
-      startupTimeoutMs: env.DATABASE_STARTUP_TIMEOUT_MS,
-    },
-    redis: { url: env.REDIS_URL, keyPrefix: env.REDIS_KEY_PREFIX },
-    log: { level: env.LOG_LEVEL },
-    auth: {
-      bootstrapApiKey: env.BOOTSTRAP_API_KEY,
-      cacheTtlMs: env.AUTH_CACHE_TTL_MS,
-      cacheMaxKeys: env.AUTH_CACHE_MAX_KEYS,
-    },
-  }));
+const environmentSchema = z.object({
+  NODE_ENV: z.enum(['development', 'test', 'production']).default('development'),
+  HOST: z.string().min(1).default('127.0.0.1'),
+  PORT: int(4000, 0, 65535),
+  DATABASE_URL: postgresUrl.default('postgres://postgres@127.0.0.1:5432/analytics'),
+  DATABASE_POOL_MAX: int(10, 1, 1000),
+  DATABASE_CREATE_IF_MISSING: flag(true),
+  MIGRATE_ON_START: flag(true),
+  DATABASE_STARTUP_TIMEOUT_MS: int(30_000, 0, 600_000),
+  REDIS_URL: redisUrl.default('redis://127.0.0.1:6379'),
+  REDIS_KEY_PREFIX: z
+    .string()
+    .regex(/^[A-Za-z0-9:_.{}-]{1,64}$/, 'expected 1..64 characters of [A-Za-z0-9:_.{}-]')
+    .default('agw:'),
+  LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
+  BOOTSTRAP_API_KEY: z.string().min(1).max(256).optional(),
+  // Each replica trusts a verified key for this long without asking Postgres. Revocations are also
+  // broadcast through Redis; the cap keeps the "revoked within 5 s everywhere" promise when that
+  // broadcast is lost (Redis unreachable), since a lookup itself takes well under a second.
+  AUTH_CACHE_TTL_MS: int(3_000, 0, 4_000),
+  AUTH_CACHE_MAX_KEYS: int(10_000, 1, 1_000_000),
+  INTROSPECTION: bool.optional(),
+  MAX_BODY_BYTES: int(5 * 1024 * 1024, 1024, 64 * 1024 * 1024),
+  SHUTDOWN_GRACE_MS: int(10_000, 0, 120_000),
+  READY_CHECK_TIMEOUT_MS: int(1_000, 50, 30_000),
+});
+
+/** Every variable the gateway reads (the README's configuration table lists each of them). */
+export const ENVIRONMENT_VARIABLES: readonly string[] = Object.keys(environmentSchema.shape);
+
+export const configSchema = environmentSchema.transform((env) => ({
+  env: env.NODE_ENV,
+  http: {
+    host: env.HOST,
+    port: env.PORT,
+    maxBodyBytes: env.MAX_BODY_BYTES,
+    shutdownGraceMs: env.SHUTDOWN_GRACE_MS,
+    readyCheckTimeoutMs: env.READY_CHECK_TIMEOUT_MS,
+  },
+  graphql: {
+    // Sandbox and introspection are for developers; production opts in explicitly.
+    introspection: env.INTROSPECTION ?? env.NODE_ENV !== 'production',
+    landingPage: env.NODE_ENV !== 'production',
+  },
+  database: {
+    url: env.DATABASE_URL,
+    poolMax: env.DATABASE_POOL_MAX,
+    createIfMissing: env.DATABASE_CREATE_IF_MISSING,
+    migrateOnStart: env.MIGRATE_ON_START,
+    startupTimeoutMs: env.DATABASE_STARTUP_TIMEOUT_MS,
+  },
+  redis: { url: env.REDIS_URL, keyPrefix: env.REDIS_KEY_PREFIX },
+  log: { level: env.LOG_LEVEL },
+  auth: {
+    bootstrapApiKey: env.BOOTSTRAP_API_KEY,
+    cacheTtlMs: env.AUTH_CACHE_TTL_MS,
+    cacheMaxKeys: env.AUTH_CACHE_MAX_KEYS,
+  },
+}));
 
 export type Config = Readonly<z.output<typeof configSchema>>;
 export type Environment = Readonly<Record<string, string | undefined>>;

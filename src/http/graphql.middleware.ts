@@ -42,7 +42,9 @@ export function graphqlMiddleware(deps: GraphqlMiddlewareDeps): Router {
 const bodyErrorHandler: ErrorRequestHandler = (err: { type?: string; limit?: number }, _req, res, next) => {
   if (err.type === 'entity.too.large') {
     res.status(413).json({
-      errors: [{ message: `Request body exceeds ${err.limit} bytes`, extensions: { code: ErrorCode.PAYLOAD_TOO_LARGE } }],
+      errors: [
+        { message: `Request body exceeds ${err.limit} bytes`, extensions: { code: ErrorCode.PAYLOAD_TOO_LARGE } },
+      ],
     });
   } else if (err.type === 'entity.parse.failed') {
     res.status(400).json({

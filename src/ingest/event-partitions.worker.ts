@@ -26,13 +26,17 @@ export function createEventPartitionsWorker(
   let lastSuccess: Date | undefined;
 
   async function runOnce(now = new Date()): Promise<number> {
-    const created = await repository.ensurePartitions(new Date(now.getTime() - DAY_MS), new Date(now.getTime() + daysAhead * DAY_MS));
+    const created = await repository.ensurePartitions(
+      new Date(now.getTime() - DAY_MS),
+      new Date(now.getTime() + daysAhead * DAY_MS),
+    );
     lastSuccess = now;
     if (created > 0) log.info({ created }, 'created event partitions');
     return created;
   }
 
-  const tick = () => runOnce().catch((err: unknown) => log.warn({ err }, 'event partition maintenance failed; will retry'));
+  const tick = () =>
+    runOnce().catch((err: unknown) => log.warn({ err }, 'event partition maintenance failed; will retry'));
 
   return {
     runOnce,

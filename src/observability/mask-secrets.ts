@@ -8,7 +8,5 @@ const BEARER = /\b(Bearer\s+)[^\s"',;]+/gi;
  * Structured fields that hold secrets are removed by path in the logger's `redact` list instead.
  */
 export function maskSecrets(text: string): string {
-  return text
-    .replace(BEARER, '$1[REDACTED]')
-    .replace(API_KEY_PATTERN, (key) => `${key.slice(0, 12)}…[REDACTED]`);
+  return text.replace(BEARER, '$1[REDACTED]').replace(API_KEY_PATTERN, (key) => `${key.slice(0, 12)}…[REDACTED]`);
 }

@@ -29,7 +29,7 @@ export function createMetrics() {
 
     authRevocationsReceived: new Counter({
       name: 'auth_revocations_received_total',
-      help: 'Key revocations received over Redis from any replica (including this one); each evicts the key from this replica\'s cache at once.',
+      help: "Key revocations received over Redis from any replica (including this one); each evicts the key from this replica's cache at once.",
       registers: [registry],
     }),
 

@@ -59,7 +59,9 @@ export function createReadiness(deps: { pool: pg.Pool; redis: Redis; metrics: Me
       checks.set(name, check);
     },
     async report(): Promise<ReadinessReport> {
-      const entries = await Promise.all([...checks].map(async ([name, check]) => [name, await run(name, check)] as const));
+      const entries = await Promise.all(
+        [...checks].map(async ([name, check]) => [name, await run(name, check)] as const),
+      );
       for (const [name, result] of entries) deps.metrics.dependencyUp.set({ dependency: name }, result.ok ? 1 : 0);
       const failing = entries.filter(([, r]) => !r.ok).map(([name]) => name);
       return { status: failing.length ? 'unavailable' : 'ok', failing, checks: Object.fromEntries(entries) };

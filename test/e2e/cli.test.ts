@@ -33,7 +33,16 @@ describe('npm run cli -- keys …', () => {
   });
 
   it('creates a tenant and a key, prints the key alone on its last line, lists it, and revokes it everywhere', async () => {
-    const created = await cli('keys', 'create', '--tenant', 'acme', '--scopes', 'analytics:read,events:write', '--name', 'web');
+    const created = await cli(
+      'keys',
+      'create',
+      '--tenant',
+      'acme',
+      '--scopes',
+      'analytics:read,events:write',
+      '--name',
+      'web',
+    );
     assert.equal(created.code, 0, created.stderr);
     const lines = created.stdout.trim().split('\n');
     const key = lines.at(-1)!;
@@ -42,7 +51,11 @@ describe('npm run cli -- keys …', () => {
     assert.ok(id);
 
     const viewer = await gql(gateway.url, ViewerDocument, { key });
-    assert.deepEqual(viewer.data?.viewer, { tenant: 'acme', keyName: 'web', scopes: ['analytics:read', 'events:write'] });
+    assert.deepEqual(viewer.data?.viewer, {
+      tenant: 'acme',
+      keyName: 'web',
+      scopes: ['analytics:read', 'events:write'],
+    });
 
     const listed = await cli('keys', 'list', '--tenant', 'acme');
     assert.equal(listed.code, 0, listed.stderr);

@@ -10,7 +10,10 @@ import { isolatedEnv } from '../helpers/test-env.js';
 /** Runs main.js to completion and returns its exit code and output. */
 function runMain(env: Record<string, string>): Promise<{ code: number | null; output: string }> {
   return new Promise((resolve) => {
-    const child = spawn(process.execPath, [MAIN_JS], { env: { PATH: process.env.PATH, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
+    const child = spawn(process.execPath, [MAIN_JS], {
+      env: { PATH: process.env.PATH, ...env },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
     let output = '';
     child.stdout.on('data', (c: Buffer) => (output += c.toString()));
     child.stderr.on('data', (c: Buffer) => (output += c.toString()));
@@ -47,7 +50,11 @@ describe('the gateway process', () => {
       assert.ok(Date.now() - started < 10_000, `exited after ${Date.now() - started} ms`);
     }
     // Structured JSON logs with a request id, and the key nowhere in them.
-    const lines = gateway.output().trim().split('\n').map((l) => JSON.parse(l) as Record<string, unknown>);
+    const lines = gateway
+      .output()
+      .trim()
+      .split('\n')
+      .map((l) => JSON.parse(l) as Record<string, unknown>);
     assert.ok(lines.some((l) => l.msg === 'request completed' && typeof (l.req as { id?: string })?.id === 'string'));
     assert.ok(lines.some((l) => l.msg === 'shutdown complete'));
     assert.ok(!gateway.output().includes(bootstrap.slice(12)), 'the key never reaches the logs');
@@ -66,7 +73,11 @@ describe('the gateway process', () => {
           port,
           method: 'POST',
           path: '/graphql',
-          headers: { 'content-type': 'application/json', 'content-length': Buffer.byteLength(body), authorization: 'Bearer inflight-key' },
+          headers: {
+            'content-type': 'application/json',
+            'content-length': Buffer.byteLength(body),
+            authorization: 'Bearer inflight-key',
+          },
         },
         (res) => {
           let text = '';

@@ -34,7 +34,10 @@ export interface SpawnedGateway {
  * `node dist/src/main.js` as a real process (only the variables given, plus PATH), for what
  * needs one: signals, exit codes, start-up failures. Resolves once it logs that it listens.
  */
-export async function spawnGateway(env: Record<string, string | undefined>, timeoutMs = 20_000): Promise<SpawnedGateway> {
+export async function spawnGateway(
+  env: Record<string, string | undefined>,
+  timeoutMs = 20_000,
+): Promise<SpawnedGateway> {
   const child = spawn(process.execPath, [MAIN_JS], {
     env: { PATH: process.env.PATH, ...env, LOG_LEVEL: env.LOG_LEVEL === 'silent' ? 'info' : (env.LOG_LEVEL ?? 'info') },
     stdio: ['ignore', 'pipe', 'pipe'],
@@ -46,7 +49,10 @@ export async function spawnGateway(env: Record<string, string | undefined>, time
     child.once('exit', (code, signal) => resolve({ code, signal })),
   );
   const port = await new Promise<number>((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error(`gateway did not start in ${timeoutMs} ms:\n${output}`)), timeoutMs);
+    const timer = setTimeout(
+      () => reject(new Error(`gateway did not start in ${timeoutMs} ms:\n${output}`)),
+      timeoutMs,
+    );
     const onData = () => {
       const line = output.split('\n').find((l) => l.includes('"gateway listening"'));
       if (line) {

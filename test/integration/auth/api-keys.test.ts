@@ -35,7 +35,11 @@ describe('API keys over GraphQL, on two replicas', () => {
     const viaProxy = new URL(isolation.databaseUrl);
     viaProxy.port = String(bPostgres.port);
     b = await startGateway(
-      isolation.env({ DATABASE_URL: viaProxy.toString(), REDIS_URL: `redis://127.0.0.1:${bRedis.port}`, MIGRATE_ON_START: 'false' }),
+      isolation.env({
+        DATABASE_URL: viaProxy.toString(),
+        REDIS_URL: `redis://127.0.0.1:${bRedis.port}`,
+        MIGRATE_ON_START: 'false',
+      }),
     );
     pool = new pg.Pool({ connectionString: isolation.databaseUrl, max: 2 });
     service = new ApiKeyService(pool, undefined, isolation.redisKeyPrefix, pino({ level: 'silent' }));
@@ -89,7 +93,10 @@ describe('API keys over GraphQL, on two replicas', () => {
   it('validates arguments of key creation with BAD_USER_INPUT', async () => {
     const bad = await gql(a.url, CreateApiKeyDocument, { key: ADMIN_KEY, variables: { name: 'x', scopes: ['root'] } });
     assert.equal(errorCode(bad), 'BAD_USER_INPUT');
-    const empty = await gql(a.url, CreateApiKeyDocument, { key: ADMIN_KEY, variables: { name: ' ', scopes: ['admin'] } });
+    const empty = await gql(a.url, CreateApiKeyDocument, {
+      key: ADMIN_KEY,
+      variables: { name: ' ', scopes: ['admin'] },
+    });
     assert.equal(errorCode(empty), 'BAD_USER_INPUT');
   });
 
@@ -109,7 +116,10 @@ describe('API keys over GraphQL, on two replicas', () => {
     assert.ok((await gql(b.url, ViewerDocument, { key })).data?.viewer, 'B has the key cached');
     const revoked = await gql(a.url, RevokeApiKeyDocument, { key: ADMIN_KEY, variables: { id: apiKey.id } });
     assert.ok(revoked.data?.revokeApiKey.revokedAt);
-    const tookMs = await waitFor(async () => errorCode(await gql(b.url, ViewerDocument, { key })) === 'UNAUTHENTICATED', 5_000);
+    const tookMs = await waitFor(
+      async () => errorCode(await gql(b.url, ViewerDocument, { key })) === 'UNAUTHENTICATED',
+      5_000,
+    );
     assert.ok(tookMs < 5_000);
     const message = (await gql(b.url, ViewerDocument, { key })).errors?.[0]?.message;
     assert.match(message ?? '', /revoked/);
@@ -121,7 +131,10 @@ describe('API keys over GraphQL, on two replicas', () => {
     bRedis.cut();
     try {
       await gql(a.url, RevokeApiKeyDocument, { key: ADMIN_KEY, variables: { id: apiKey.id } });
-      const tookMs = await waitFor(async () => errorCode(await gql(b.url, ViewerDocument, { key })) === 'UNAUTHENTICATED', 5_000);
+      const tookMs = await waitFor(
+        async () => errorCode(await gql(b.url, ViewerDocument, { key })) === 'UNAUTHENTICATED',
+        5_000,
+      );
       assert.ok(tookMs < 5_000, `took ${tookMs} ms`);
     } finally {
       bRedis.restore();

@@ -15,7 +15,13 @@ describe('BOOTSTRAP_API_KEY', () => {
     const client = new pg.Client({ connectionString: isolation.databaseUrl });
     await client.connect();
     try {
-      const { rows } = await client.query<{ id: string; slug: string; scopes: string[]; revoked: boolean; key_hash: Buffer }>(
+      const { rows } = await client.query<{
+        id: string;
+        slug: string;
+        scopes: string[];
+        revoked: boolean;
+        key_hash: Buffer;
+      }>(
         `SELECT k.id, t.slug, k.scopes, k.revoked_at IS NOT NULL AS revoked, k.key_hash
          FROM api_keys k JOIN tenants t ON t.id = k.tenant_id`,
       );
@@ -43,7 +49,11 @@ describe('BOOTSTRAP_API_KEY', () => {
     assert.equal(rows.length, 1, 'restarting did not add a second key');
     assert.equal(rows[0]!.slug, 'demo');
     assert.deepEqual(rows[0]!.scopes, ['admin']);
-    assert.deepEqual(rows[0]!.key_hash, createHash('sha256').update('k').digest(), 'only the SHA-256 of the key is stored');
+    assert.deepEqual(
+      rows[0]!.key_hash,
+      createHash('sha256').update('k').digest(),
+      'only the SHA-256 of the key is stored',
+    );
   });
 
   it('does not bring a revoked bootstrap key back on restart', async () => {

@@ -26,7 +26,10 @@ describe('database preparation and migrations', () => {
 
   it('creates the database and applies every migration exactly once, and again is a no-op', async () => {
     const { rows } = await pool.query<{ name: string }>('SELECT name FROM pgmigrations');
-    assert.deepEqual(rows.map((r) => r.name), ['1763769600000_foundation']);
+    assert.deepEqual(
+      rows.map((r) => r.name),
+      ['1763769600000_foundation'],
+    );
     await prepareDatabase(config, logger, { migrate: true });
     assert.equal((await pool.query('SELECT 1 FROM pgmigrations')).rowCount, 1);
   });
@@ -35,10 +38,16 @@ describe('database preparation and migrations', () => {
     const { rows } = await pool.query<{ table_name: string }>(
       "SELECT table_name FROM information_schema.tables WHERE table_schema = 'public' AND table_name IN ('tenants','api_keys','events','audit_log') ORDER BY 1",
     );
-    assert.deepEqual(rows.map((r) => r.table_name), ['api_keys', 'audit_log', 'events', 'tenants']);
-    const columns = await pool.query<{ column_name: string }>("SELECT column_name FROM information_schema.columns WHERE table_name = 'api_keys'");
+    assert.deepEqual(
+      rows.map((r) => r.table_name),
+      ['api_keys', 'audit_log', 'events', 'tenants'],
+    );
+    const columns = await pool.query<{ column_name: string }>(
+      "SELECT column_name FROM information_schema.columns WHERE table_name = 'api_keys'",
+    );
     const names = columns.rows.map((r) => r.column_name);
-    for (const c of ['key_hash', 'key_prefix', 'scopes', 'created_at', 'revoked_at', 'last_used_at']) assert.ok(names.includes(c), c);
+    for (const c of ['key_hash', 'key_prefix', 'scopes', 'created_at', 'revoked_at', 'last_used_at'])
+      assert.ok(names.includes(c), c);
     assert.ok(!names.some((n) => n === 'key' || n === 'plaintext'));
   });
 
@@ -48,14 +57,21 @@ describe('database preparation and migrations', () => {
     );
     assert.equal(strategy.rows[0]?.strategy, 'r');
     assert.equal(strategy.rows[0]?.key, 'RANGE (occurred_at)');
-    const indexes = await pool.query<{ def: string }>("SELECT indexdef AS def FROM pg_indexes WHERE tablename = 'events'");
+    const indexes = await pool.query<{ def: string }>(
+      "SELECT indexdef AS def FROM pg_indexes WHERE tablename = 'events'",
+    );
     const defs = indexes.rows.map((r) => r.def).join('\n');
     assert.match(defs, /\(tenant_id, occurred_at, id\)/);
     assert.match(defs, /\(tenant_id, user_id, occurred_at DESC\)/);
     assert.match(defs, /\(tenant_id, type, occurred_at DESC\)/);
     const today = new Date().toISOString().slice(0, 10).replaceAll('-', '');
-    const parts = await pool.query<{ name: string }>("SELECT inhrelid::regclass::text AS name FROM pg_inherits WHERE inhparent = 'events'::regclass");
-    assert.ok(parts.rows.some((r) => r.name === `events_${today}`), "today's partition exists");
+    const parts = await pool.query<{ name: string }>(
+      "SELECT inhrelid::regclass::text AS name FROM pg_inherits WHERE inhparent = 'events'::regclass",
+    );
+    assert.ok(
+      parts.rows.some((r) => r.name === `events_${today}`),
+      "today's partition exists",
+    );
   });
 
   it('routes an event to its day, and moves early arrivals out of the default partition when their day is created', async () => {
@@ -68,7 +84,8 @@ describe('database preparation and migrations', () => {
     await insert('00000000-0000-7000-8000-000000000001', new Date().toISOString());
     await insert('00000000-0000-7000-8000-000000000002', '2020-03-04T05:06:07Z');
     const where = async (id: string) =>
-      (await pool.query<{ part: string }>('SELECT tableoid::regclass::text AS part FROM events WHERE id = $1', [id])).rows[0]?.part;
+      (await pool.query<{ part: string }>('SELECT tableoid::regclass::text AS part FROM events WHERE id = $1', [id]))
+        .rows[0]?.part;
     assert.match((await where('00000000-0000-7000-8000-000000000001')) ?? '', /^events_\d{8}$/);
     assert.equal(await where('00000000-0000-7000-8000-000000000002'), 'events_default');
 
@@ -84,7 +101,8 @@ describe('database preparation and migrations', () => {
     const days = Array.from({ length: 22 }, (_, i) =>
       new Date(now.getTime() + (i - 1) * 86_400_000).toISOString().slice(0, 10).replaceAll('-', ''),
     );
-    const exists = async (day: string) => (await pool.query('SELECT to_regclass($1) AS t', [`events_${day}`])).rows[0].t !== null;
+    const exists = async (day: string) =>
+      (await pool.query('SELECT to_regclass($1) AS t', [`events_${day}`])).rows[0].t !== null;
     const missing = (await Promise.all(days.map(exists))).filter((e) => !e).length;
     assert.ok(missing >= 12, 'the migration prepares about a week; the worker the rest');
     const created = await Promise.all([worker.runOnce(now), worker.runOnce(now)]);
@@ -101,7 +119,9 @@ describe('database preparation and migrations', () => {
   });
 
   it('refuses unknown scopes and empty scope lists at the database too', async () => {
-    const { rows } = await pool.query<{ id: string }>("INSERT INTO tenants (slug, name) VALUES ('scopes-check', 'x') RETURNING id");
+    const { rows } = await pool.query<{ id: string }>(
+      "INSERT INTO tenants (slug, name) VALUES ('scopes-check', 'x') RETURNING id",
+    );
     const insert = (scopes: string[]) =>
       pool.query("INSERT INTO api_keys (tenant_id, name, key_prefix, key_hash, scopes) VALUES ($1, 'x', 'p', $2, $3)", [
         rows[0]!.id,

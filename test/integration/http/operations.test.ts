@@ -60,7 +60,10 @@ describe('operations endpoints', () => {
   it('echoes a given x-request-id and makes one up otherwise', async () => {
     const given = await gql(gateway.url, ViewerDocument, { key: 'ops-key', headers: { 'x-request-id': 'req-42.a' } });
     assert.equal(given.headers.get('x-request-id'), 'req-42.a');
-    const made = await gql(gateway.url, ViewerDocument, { key: 'ops-key', headers: { 'x-request-id': 'bad id with spaces' } });
+    const made = await gql(gateway.url, ViewerDocument, {
+      key: 'ops-key',
+      headers: { 'x-request-id': 'bad id with spaces' },
+    });
     assert.match(made.headers.get('x-request-id') ?? '', /^[0-9a-f-]{36}$/);
   });
 
@@ -71,7 +74,10 @@ describe('operations endpoints', () => {
       body: JSON.stringify({ query: `{ viewer { tenant } } # ${'x'.repeat(5000)}` }),
     });
     assert.equal(big.status, 413);
-    assert.equal(((await big.json()) as { errors: [{ extensions: { code: string } }] }).errors[0].extensions.code, 'PAYLOAD_TOO_LARGE');
+    assert.equal(
+      ((await big.json()) as { errors: [{ extensions: { code: string } }] }).errors[0].extensions.code,
+      'PAYLOAD_TOO_LARGE',
+    );
 
     const broken = await fetch(`${gateway.url}/graphql`, {
       method: 'POST',
@@ -109,7 +115,9 @@ describe('/ready with a dependency down', () => {
   after(() => isolation.cleanup());
 
   it('answers 503 naming Redis when REDIS_URL points at a closed port, while GraphQL still serves', async () => {
-    const gateway = await startGateway(isolation.env({ REDIS_URL: `redis://127.0.0.1:${await closedPort()}`, BOOTSTRAP_API_KEY: 'k' }));
+    const gateway = await startGateway(
+      isolation.env({ REDIS_URL: `redis://127.0.0.1:${await closedPort()}`, BOOTSTRAP_API_KEY: 'k' }),
+    );
     try {
       const { status, body } = await ready(gateway.url);
       assert.equal(status, 503);
@@ -144,7 +152,9 @@ describe('/ready with a dependency down', () => {
     const proxy = await createTcpProxy(5432);
     const viaProxy = new URL(isolation.databaseUrl);
     viaProxy.port = String(proxy.port);
-    const gateway = await startGateway(isolation.env({ DATABASE_URL: viaProxy.toString(), READY_CHECK_TIMEOUT_MS: '500' }));
+    const gateway = await startGateway(
+      isolation.env({ DATABASE_URL: viaProxy.toString(), READY_CHECK_TIMEOUT_MS: '500' }),
+    );
     try {
       assert.equal((await ready(gateway.url)).status, 200);
       proxy.cut();

@@ -36,7 +36,10 @@ describe('parseBearerToken', () => {
 
   it('refuses malformed credentials with UNAUTHENTICATED', () => {
     for (const header of ['Basic dXNlcjpwYXNz', 'Bearer', 'Bearer a b', 'abc', 'Bearer ' + 'x'.repeat(600), 42]) {
-      assert.throws(() => parseBearerToken(header), (err: unknown) => err instanceof UnauthenticatedError && err.code === 'UNAUTHENTICATED');
+      assert.throws(
+        () => parseBearerToken(header),
+        (err: unknown) => err instanceof UnauthenticatedError && err.code === 'UNAUTHENTICATED',
+      );
     }
   });
 });

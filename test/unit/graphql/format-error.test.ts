@@ -10,13 +10,20 @@ describe('formatError (masking)', () => {
     const formatted = { message: error.message, path: ['x'], extensions: { code: 'FORBIDDEN' } };
     assert.deepEqual(formatError(formatted, new GraphQLError('wrapped', { originalError: error })), formatted);
     const large = new PayloadTooLargeError('too big');
-    assert.equal(formatError({ message: large.message, extensions: { code: 'PAYLOAD_TOO_LARGE' } }, large).message, 'too big');
+    assert.equal(
+      formatError({ message: large.message, extensions: { code: 'PAYLOAD_TOO_LARGE' } }, large).message,
+      'too big',
+    );
   });
 
   it('keeps request-level validation errors but masks a resolver borrowing their code', () => {
     const validation = { message: 'Cannot query field "nope"', extensions: { code: 'GRAPHQL_VALIDATION_FAILED' } };
     assert.deepEqual(formatError(validation, new GraphQLError(validation.message)), validation);
-    const borrowed = { message: 'SELECT * FROM secrets failed', path: ['viewer'], extensions: { code: 'BAD_USER_INPUT' } };
+    const borrowed = {
+      message: 'SELECT * FROM secrets failed',
+      path: ['viewer'],
+      extensions: { code: 'BAD_USER_INPUT' },
+    };
     assert.equal(formatError(borrowed, new Error(borrowed.message)).message, 'Internal server error');
   });
 

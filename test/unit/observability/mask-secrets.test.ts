@@ -12,7 +12,10 @@ describe('secret masking in logs', () => {
     assert.ok(!masked.includes(key));
     assert.ok(!masked.includes('s3cr3t-token'));
     assert.ok(masked.includes(key.slice(0, 12)));
-    assert.equal(maskSecrets('event 0190b7a2-7d3c-7c1e-9f00-3f2b1c0d4e5f at 2026-11-22T01:00:00Z'), 'event 0190b7a2-7d3c-7c1e-9f00-3f2b1c0d4e5f at 2026-11-22T01:00:00Z');
+    assert.equal(
+      maskSecrets('event 0190b7a2-7d3c-7c1e-9f00-3f2b1c0d4e5f at 2026-11-22T01:00:00Z'),
+      'event 0190b7a2-7d3c-7c1e-9f00-3f2b1c0d4e5f at 2026-11-22T01:00:00Z',
+    );
   });
 
   it('never writes an Authorization header, a key field or a key in a message or error', () => {

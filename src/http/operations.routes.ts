@@ -1,4 +1,4 @@
-import { Router } from 'express';
+import type { Express } from 'express';
 import type { Metrics } from '../observability/metrics.js';
 import type { Readiness } from '../observability/readiness.js';
 
@@ -7,17 +7,16 @@ import type { Readiness } from '../observability/readiness.js';
  * would not fix a database outage, so liveness must not depend on one); `/ready` checks every
  * dependency and answers 503 naming the failing ones, so a load balancer stops sending traffic.
  */
-export function operationsRouter(deps: { readiness: Readiness; metrics: Metrics }): Router {
-  const router = Router();
-  router.get('/health', (_req, res) => {
+export function mountOperationsRoutes(app: Express, deps: { readiness: Readiness; metrics: Metrics }): void {
+  // Mounted on the app itself, not a nested Router: every GraphQL request walks past these.
+  app.get('/health', (_req, res) => {
     res.json({ status: 'ok', uptime_s: Math.round(process.uptime()) });
   });
-  router.get('/ready', async (_req, res) => {
+  app.get('/ready', async (_req, res) => {
     const report = await deps.readiness.report();
     res.status(report.status === 'ok' ? 200 : 503).json(report);
   });
-  router.get('/metrics', async (_req, res) => {
+  app.get('/metrics', async (_req, res) => {
     res.type(deps.metrics.registry.contentType).send(await deps.metrics.registry.metrics());
   });
-  return router;
 }
