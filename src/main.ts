@@ -1,6 +1,6 @@
-import { createApp } from './app.js';
-import { ConfigError, loadConfig, type Config } from './config/config.js';
 import { pino } from 'pino';
+import { createApp, type App } from './app.js';
+import { ConfigError, loadConfig, type Config } from './config/config.js';
 import { createLogger } from './observability/logger.js';
 
 let config: Config;
@@ -20,17 +20,13 @@ process.on('unhandledRejection', (reason) => {
   process.exit(1);
 });
 
-let app: Awaited<ReturnType<typeof createApp>>;
-try {
-  app = await createApp(config, logger);
-  const address = await app.listen();
-  logger.info({ host: address.address, port: address.port, env: config.env }, 'gateway listening');
-} catch (err) {
-  logger.fatal({ err }, 'gateway failed to start');
-  process.exit(1);
-}
-
+let app: App | undefined;
 let shuttingDown = false;
+
+/**
+ * Registered before anything starts: until Node has a handler, SIGTERM kills the process outright
+ * (no drain, exit code null). A signal during start-up stops whatever has started so far.
+ */
 async function shutdown(signal: NodeJS.Signals): Promise<void> {
   if (shuttingDown) return;
   shuttingDown = true;
@@ -42,7 +38,7 @@ async function shutdown(signal: NodeJS.Signals): Promise<void> {
   }, config.http.shutdownGraceMs + 5_000);
   hardStop.unref();
   try {
-    await app.stop();
+    await app?.stop();
     logger.info('shutdown complete');
     process.exit(0);
   } catch (err) {
@@ -52,3 +48,17 @@ async function shutdown(signal: NodeJS.Signals): Promise<void> {
 }
 process.once('SIGTERM', shutdown);
 process.once('SIGINT', shutdown);
+
+try {
+  const created = await createApp(config, logger);
+  app = created;
+  if (shuttingDown) {
+    await created.stop();
+  } else {
+    const address = await created.listen();
+    logger.info({ host: address.address, port: address.port, env: config.env }, 'gateway listening');
+  }
+} catch (err) {
+  logger.fatal({ err }, 'gateway failed to start');
+  process.exit(1);
+}
