@@ -110,6 +110,50 @@ describe('operations endpoints', () => {
   });
 });
 
+describe('production mode', () => {
+  const isolation = isolatedEnv('production_mode');
+  after(() => isolation.cleanup());
+
+  const introspect = (url: string) =>
+    fetch(`${url}/graphql`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json', authorization: 'Bearer prod-key' },
+      body: JSON.stringify({ query: '{ __schema { queryType { name } } }' }),
+    }).then(async (r) => (await r.json()) as { data?: unknown; errors?: [{ message: string }] });
+  const landing = (url: string) => fetch(`${url}/graphql`, { headers: { accept: 'text/html' } });
+
+  it('turns introspection and the Sandbox landing page off in production, unless INTROSPECTION is set', async () => {
+    const production = await startGateway(isolation.env({ NODE_ENV: 'production', BOOTSTRAP_API_KEY: 'prod-key' }));
+    try {
+      const refused = await introspect(production.url);
+      assert.match(refused.errors?.[0]?.message ?? '', /introspection/i);
+      const page = await landing(production.url);
+      assert.doesNotMatch(await page.text(), /sandbox/i);
+    } finally {
+      await production.stop();
+    }
+    const optedIn = await startGateway(
+      isolation.env({ NODE_ENV: 'production', INTROSPECTION: 'true', BOOTSTRAP_API_KEY: 'prod-key' }),
+    );
+    try {
+      assert.deepEqual((await introspect(optedIn.url)).data, { __schema: { queryType: { name: 'Query' } } });
+    } finally {
+      await optedIn.stop();
+    }
+  });
+
+  it('serves Apollo Sandbox at /graphql in a browser outside production', async () => {
+    const development = await startGateway(isolation.env({ NODE_ENV: 'development' }));
+    try {
+      const page = await landing(development.url);
+      assert.equal(page.status, 200);
+      assert.match(await page.text(), /sandbox/i);
+    } finally {
+      await development.stop();
+    }
+  });
+});
+
 describe('/ready with a dependency down', () => {
   const isolation = isolatedEnv('ready_down');
   after(() => isolation.cleanup());
