@@ -19,6 +19,12 @@ import { httpMetricsMiddleware } from './http/http-metrics.middleware.js';
 import { mountOperationsRoutes } from './http/operations.routes.js';
 import { assignRequestId } from './http/request-id.js';
 import { createEventPartitionsWorker } from './ingest/event-partitions.worker.js';
+import { IngestService } from './ingest/ingest.service.js';
+import { createDeadLetterService } from './streams/dead-letters.js';
+import { createEventStream } from './streams/event-stream.js';
+import { createPersistWorker } from './streams/persist.worker.js';
+import { createStreamMaintenanceWorker } from './streams/stream-maintenance.worker.js';
+import { createStreamKeys } from './streams/stream-keys.js';
 import type { Logger } from './observability/logger.js';
 import { createMetrics } from './observability/metrics.js';
 import { createReadiness } from './observability/readiness.js';
@@ -52,14 +58,58 @@ export async function createApp(config: Config, logger: Logger): Promise<App> {
   const redis = createRedis(config, logger, { name: 'commands' });
   const authSubscriber = createRedis(config, logger, { name: 'auth-subscriber', queueWhileDisconnected: true });
 
-  const services: Services = { apiKeys: new ApiKeyService(pool, redis, config.redis.keyPrefix, logger) };
+  const keys = createStreamKeys(config.redis.keyPrefix, config.streams.partitions);
+  const stream = createEventStream(redis, keys, {
+    dedupeWindowS: config.ingest.dedupeWindowS,
+    maxLength: config.streams.maxLength,
+  });
+  const ingest = new IngestService({ pool, redis, stream, config, metrics, logger });
+  const services: Services = {
+    apiKeys: new ApiKeyService(pool, redis, config.redis.keyPrefix, logger),
+    ingest,
+    deadLetters: createDeadLetterService(redis, keys, logger),
+  };
   const keyVerifier = createKeyVerifier({ pool, subscriber: authSubscriber, config, logger, metrics });
-  const partitions = createEventPartitionsWorker({ pool, logger });
+  const partitions = createEventPartitionsWorker(
+    { pool, logger },
+    { messageIdRetentionS: config.ingest.dedupeWindowS + 86_400 },
+  );
+  const maintenance = createStreamMaintenanceWorker({
+    redis,
+    keys,
+    metrics,
+    logger,
+    intervalMs: config.streams.trimIntervalMs,
+  });
+  const runsWorkers = config.role !== 'api';
+  const runsApi = config.role !== 'worker';
+  const persist = runsWorkers
+    ? createPersistWorker({
+        pool,
+        connect: (name) => createRedis(config, logger, { name }),
+        keys,
+        config,
+        logger,
+        metrics,
+      })
+    : undefined;
+
   const readiness = createReadiness({ pool, redis, metrics, timeoutMs: config.http.readyCheckTimeoutMs });
+  // Reports rather than judges: with Redis down the "redis" check fails, and this one says what
+  // that means for ingestion (degraded mode since when) instead of failing a second time.
+  readiness.register('streams', async () => ({
+    ingestDegradedSince: ingest.degradedSinceDate() ?? null,
+    persist: persist?.readiness() ?? null,
+    partitions: redis.status === 'ready' ? await maintenance.inspectAll() : 'unknown: redis is unreachable',
+  }));
 
   if (config.auth.bootstrapApiKey) await services.apiKeys.ensureBootstrapKey(config.auth.bootstrapApiKey);
   await keyVerifier.start();
   await partitions.start();
+  if (persist) {
+    await persist.start();
+    await maintenance.start();
+  }
 
   const expressApp = express();
   const httpServer = createServer(expressApp);
@@ -115,10 +165,12 @@ export async function createApp(config: Config, logger: Logger): Promise<App> {
   );
   expressApp.use(httpMetricsMiddleware(metrics, ROUTES));
   mountOperationsRoutes(expressApp, { readiness, metrics });
-  expressApp.use(
-    '/graphql',
-    graphqlMiddleware({ apollo, keyVerifier, services, maxBodyBytes: config.http.maxBodyBytes }),
-  );
+  if (runsApi) {
+    expressApp.use(
+      '/graphql',
+      graphqlMiddleware({ apollo, keyVerifier, services, maxBodyBytes: config.http.maxBodyBytes }),
+    );
+  }
 
   let stopping: Promise<void> | undefined;
   return {
@@ -135,7 +187,8 @@ export async function createApp(config: Config, logger: Logger): Promise<App> {
       (stopping ??= (async () => {
         // Apollo's drain plugin closes the listener and waits for in-flight HTTP requests.
         await apollo.stop();
-        await Promise.all([partitions.stop(), keyVerifier.stop()]);
+        // The persister finishes and acknowledges the batch it holds; the rest stays pending.
+        await Promise.all([partitions.stop(), keyVerifier.stop(), persist?.stop(), maintenance.stop()]);
         await Promise.all([closeRedis(redis), closeRedis(authSubscriber), pool.end()]);
       })()),
   };

@@ -47,6 +47,22 @@ const environmentSchema = z.object({
   MAX_BODY_BYTES: int(5 * 1024 * 1024, 1024, 64 * 1024 * 1024),
   SHUTDOWN_GRACE_MS: int(10_000, 0, 120_000),
   READY_CHECK_TIMEOUT_MS: int(1_000, 50, 30_000),
+  // api: GraphQL only; worker: stream consumers only (with /health, /ready, /metrics); all: both.
+  ROLE: z.enum(['api', 'worker', 'all']).default('all'),
+  // stream: a mutation answers once its events are in the Redis stream; postgres: once committed.
+  INGEST_ACK: z.enum(['stream', 'postgres']).default('stream'),
+  INGEST_MAX_BATCH: int(1_000, 1, 10_000),
+  DEDUPE_WINDOW_S: int(86_400, 60, 30 * 86_400),
+  STREAM_PARTITIONS: int(1, 1, 64),
+  // Backpressure instead of loss: past this many entries in a partition, recordEvents answers
+  // SERVICE_UNAVAILABLE rather than trimming events nobody has persisted yet.
+  STREAM_MAX_LENGTH: int(5_000_000, 1_000, 1_000_000_000),
+  STREAM_TRIM_INTERVAL_MS: int(1_000, 100, 600_000),
+  PERSIST_BATCH_SIZE: int(1_000, 1, 10_000),
+  PERSIST_BATCH_WAIT_MS: int(50, 1, 10_000),
+  PERSIST_CLAIM_IDLE_MS: int(30_000, 100, 3_600_000),
+  PERSIST_MAX_DELIVERIES: int(5, 1, 1_000),
+  PERSIST_RETRY_MAX_MS: int(10_000, 10, 600_000),
 });
 
 /** Every variable the gateway reads (the README's configuration table lists each of them). */
@@ -79,6 +95,20 @@ export const configSchema = environmentSchema.transform((env) => ({
     bootstrapApiKey: env.BOOTSTRAP_API_KEY,
     cacheTtlMs: env.AUTH_CACHE_TTL_MS,
     cacheMaxKeys: env.AUTH_CACHE_MAX_KEYS,
+  },
+  role: env.ROLE,
+  ingest: { ack: env.INGEST_ACK, maxBatch: env.INGEST_MAX_BATCH, dedupeWindowS: env.DEDUPE_WINDOW_S },
+  streams: {
+    partitions: env.STREAM_PARTITIONS,
+    maxLength: env.STREAM_MAX_LENGTH,
+    trimIntervalMs: env.STREAM_TRIM_INTERVAL_MS,
+  },
+  persist: {
+    batchSize: env.PERSIST_BATCH_SIZE,
+    batchWaitMs: env.PERSIST_BATCH_WAIT_MS,
+    claimIdleMs: env.PERSIST_CLAIM_IDLE_MS,
+    maxDeliveries: env.PERSIST_MAX_DELIVERIES,
+    retryMaxMs: env.PERSIST_RETRY_MAX_MS,
   },
 }));
 

@@ -1,10 +1,14 @@
 import type { ApiKeyService } from '../auth/api-key.service.js';
+import type { IngestService } from '../ingest/ingest.service.js';
+import type { DeadLetterService } from '../streams/dead-letters.js';
 import type { Viewer } from '../auth/viewer.js';
 import type { Logger } from '../observability/logger.js';
 
 /** What a resolver reaches; services are shared, everything else is built per request. */
 export interface Services {
   readonly apiKeys: ApiKeyService;
+  readonly ingest: IngestService;
+  readonly deadLetters: DeadLetterService;
 }
 
 /**

@@ -5,10 +5,11 @@ import { buildSchema } from 'type-graphql';
 import { ApiKeyResolver } from '../auth/api-key.resolver.js';
 import { authChecker } from '../auth/auth-checker.js';
 import { ViewerResolver } from '../auth/viewer.resolver.js';
+import { IngestResolver } from '../ingest/ingest.resolver.js';
 import { DateTimeScalar, JSONScalar, SafeIntScalar } from './scalars.js';
 
 /** Every resolver class of the public API; adding a capability means adding it here. */
-const RESOLVERS = [ViewerResolver, ApiKeyResolver] as const;
+const RESOLVERS = [ViewerResolver, ApiKeyResolver, IngestResolver] as const;
 
 /**
  * Builds the executable schema from the type-graphql classes. The contract's scalars are always

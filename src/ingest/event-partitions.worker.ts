@@ -1,6 +1,7 @@
 import type pg from 'pg';
 import type { Logger } from '../observability/logger.js';
 import { EventPartitionRepository } from './event-partition.repository.js';
+import { EventRepository } from './event.repository.js';
 
 const DAY_MS = 86_400_000;
 
@@ -9,6 +10,8 @@ export interface EventPartitionsWorkerOptions {
   readonly daysAhead?: number;
   /** How often to check. Default one hour: far more often than a day turns over. */
   readonly intervalMs?: number;
+  /** Forget messageIds older than this (the dedupe window plus a day's margin); unset keeps them. */
+  readonly messageIdRetentionS?: number;
 }
 
 /**
@@ -18,9 +21,10 @@ export interface EventPartitionsWorkerOptions {
  */
 export function createEventPartitionsWorker(
   deps: { pool: pg.Pool; logger: Logger },
-  { daysAhead = 7, intervalMs = 3_600_000 }: EventPartitionsWorkerOptions = {},
+  { daysAhead = 7, intervalMs = 3_600_000, messageIdRetentionS }: EventPartitionsWorkerOptions = {},
 ) {
   const repository = new EventPartitionRepository(deps.pool);
+  const events = new EventRepository(deps.pool);
   const log = deps.logger.child({ worker: 'event-partitions' });
   let timer: NodeJS.Timeout | undefined;
   let lastSuccess: Date | undefined;
@@ -30,8 +34,12 @@ export function createEventPartitionsWorker(
       new Date(now.getTime() - DAY_MS),
       new Date(now.getTime() + daysAhead * DAY_MS),
     );
-    lastSuccess = now;
     if (created > 0) log.info({ created }, 'created event partitions');
+    if (messageIdRetentionS !== undefined) {
+      const purged = await events.purgeMessageIds(messageIdRetentionS);
+      if (purged > 0) log.info({ purged }, 'forgot messageIds older than the dedupe window');
+    }
+    lastSuccess = now;
     return created;
   }
 

@@ -47,6 +47,80 @@ export function createMetrics() {
       buckets: [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1],
       registers: [registry],
     }),
+
+    eventsIngested: new Counter({
+      name: 'events_ingested_total',
+      help: 'Events answered by recordEvent(s), by outcome: accepted (new, durable in the stream or Postgres), duplicate (messageId seen within the dedupe window), rejected (invalid input).',
+      labelNames: ['outcome'] as const,
+      registers: [registry],
+    }),
+
+    ingestDegraded: new Gauge({
+      name: 'ingest_degraded',
+      help: '1 while recordEvents writes to Postgres directly because Redis cannot be reached (degraded mode), else 0. Set on every ingest request.',
+      registers: [registry],
+    }),
+
+    streamLength: new Gauge({
+      name: 'stream_length',
+      help: 'Entries in an event stream partition (XLEN), sampled by the stream maintenance loop.',
+      labelNames: ['partition'] as const,
+      registers: [registry],
+    }),
+
+    streamGroupLag: new Gauge({
+      name: 'stream_group_lag',
+      help: 'Entries of a partition not yet delivered to a consumer group (XINFO GROUPS lag), sampled by the stream maintenance loop.',
+      labelNames: ['group', 'partition'] as const,
+      registers: [registry],
+    }),
+
+    streamGroupPending: new Gauge({
+      name: 'stream_group_pending',
+      help: 'Entries delivered to a consumer group but not acknowledged yet (in flight, or held by a dead consumer until reclaimed).',
+      labelNames: ['group', 'partition'] as const,
+      registers: [registry],
+    }),
+
+    persistBatchSize: new Histogram({
+      name: 'persist_batch_size',
+      help: 'Events per batch written to Postgres by the persist consumer; observed once per committed batch.',
+      buckets: [1, 10, 50, 100, 250, 500, 1000, 2500, 5000, 10000],
+      registers: [registry],
+    }),
+
+    persistBatchDuration: new Histogram({
+      name: 'persist_batch_duration_seconds',
+      help: 'Time to write one batch to Postgres and acknowledge it in Redis; observed once per committed batch.',
+      buckets: [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5],
+      registers: [registry],
+    }),
+
+    eventsPersisted: new Counter({
+      name: 'events_persisted_total',
+      help: 'Stream entries the persist consumer has committed to Postgres and acknowledged, by outcome: stored (new row) or skipped (already stored: a redelivery or a repeated messageId).',
+      labelNames: ['outcome'] as const,
+      registers: [registry],
+    }),
+
+    persistRetries: new Counter({
+      name: 'persist_retries_total',
+      help: 'Batches the persist consumer had to retry because Postgres failed (it backs off exponentially and acknowledges nothing meanwhile).',
+      registers: [registry],
+    }),
+
+    deadLetters: new Counter({
+      name: 'dead_letters_total',
+      help: 'Stream entries moved to the dead-letter stream, by reason: unparseable, rejected (Postgres refused the row), max_deliveries (delivered too often without being acknowledged).',
+      labelNames: ['reason'] as const,
+      registers: [registry],
+    }),
+
+    deadLetterLength: new Gauge({
+      name: 'dead_letter_length',
+      help: 'Entries waiting in the dead-letter streams (all partitions), sampled by the stream maintenance loop.',
+      registers: [registry],
+    }),
   };
 }
 

@@ -6,6 +6,8 @@ export interface CheckResult {
   readonly ok: boolean;
   readonly response_time_ms: number;
   readonly error?: string;
+  /** What the check found besides up/down (stream lag, degraded mode). */
+  readonly details?: Record<string, unknown>;
 }
 
 export interface ReadinessReport {
@@ -15,8 +17,8 @@ export interface ReadinessReport {
   readonly checks: Record<string, CheckResult>;
 }
 
-/** A named dependency probe; resolves when healthy, throws (with a reason) when not. */
-export type Check = () => Promise<void>;
+/** A named dependency probe; resolves (optionally with details) when healthy, throws when not. */
+export type Check = () => Promise<void | Record<string, unknown>>;
 
 /**
  * `/ready`: every check runs in parallel with a deadline, so one hung dependency answers
@@ -43,8 +45,8 @@ export function createReadiness(deps: { pool: pg.Pool; redis: Redis; metrics: Me
       timer = setTimeout(() => reject(new Error(`no answer within ${deps.timeoutMs} ms`)), deps.timeoutMs);
     });
     try {
-      await Promise.race([check(), deadline]);
-      return { ok: true, response_time_ms: elapsed(started) };
+      const details = await Promise.race([check(), deadline]);
+      return { ok: true, response_time_ms: elapsed(started), ...(details ? { details } : {}) };
     } catch (err) {
       return { ok: false, response_time_ms: elapsed(started), error: err instanceof Error ? err.message : String(err) };
     } finally {

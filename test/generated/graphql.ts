@@ -41,10 +41,43 @@ export type CreatedApiKey = {
   key: Scalars['String']['output'];
 };
 
+/** Why one event of a batch was rejected; the others are unaffected. */
+export type EventError = {
+  __typename?: 'EventError';
+  code: Scalars['String']['output'];
+  /** The event's position in the request's list. */
+  index: Scalars['Int']['output'];
+  message: Scalars['String']['output'];
+};
+
+/** One analytics event. Limits are checked per event; see recordEvents. */
+export type EventInput = {
+  /** Idempotency key, up to 128 characters: a repeat within the dedupe window is answered as a duplicate. */
+  messageId?: InputMaybe<Scalars['String']['input']>;
+  /** A JSON object of at most 32 KiB serialized. */
+  properties?: InputMaybe<Scalars['JSON']['input']>;
+  /** Up to 256 characters. */
+  sessionId?: InputMaybe<Scalars['String']['input']>;
+  /** When the event happened by the client clock; defaults to receipt; more than 1 h ahead is clamped to receipt. */
+  timestamp?: InputMaybe<Scalars['DateTime']['input']>;
+  /** 1..128 characters of [A-Za-z0-9_.:-]. */
+  type: Scalars['String']['input'];
+  /** The tenant's id for the user, up to 256 characters. */
+  userId?: InputMaybe<Scalars['String']['input']>;
+  /** A finite numeric measure, aggregated by metrics. */
+  value?: InputMaybe<Scalars['Float']['input']>;
+};
+
 export type Mutation = {
   __typename?: 'Mutation';
   /** Creates a key in the caller's tenant. The plaintext key is returned once. */
   createApiKey: CreatedApiKey;
+  /** Records one event; invalid input fails the whole call with BAD_USER_INPUT. */
+  recordEvent: RecordEventPayload;
+  /** Records a batch (at most INGEST_MAX_BATCH events, default 1000). A bad event is reported in errors and does not reject the others. sentAt (the client clock at sending) corrects clock skew. */
+  recordEvents: RecordEventsPayload;
+  /** Puts up to `limit` (default 100) of the tenant's dead-lettered events back on the stream. */
+  replayDeadLetters: Scalars['Int']['output'];
   /** Revokes a key of the caller's tenant; every replica refuses it within seconds. */
   revokeApiKey: ApiKey;
 };
@@ -56,6 +89,22 @@ export type MutationCreateApiKeyArgs = {
 };
 
 
+export type MutationRecordEventArgs = {
+  input: EventInput;
+};
+
+
+export type MutationRecordEventsArgs = {
+  events: Array<EventInput>;
+  sentAt?: InputMaybe<Scalars['DateTime']['input']>;
+};
+
+
+export type MutationReplayDeadLettersArgs = {
+  limit?: InputMaybe<Scalars['Int']['input']>;
+};
+
+
 export type MutationRevokeApiKeyArgs = {
   id: Scalars['ID']['input'];
 };
@@ -64,6 +113,25 @@ export type Query = {
   __typename?: 'Query';
   /** Who the API key belongs to and what it may do. */
   viewer: Viewer;
+};
+
+export type RecordEventPayload = {
+  __typename?: 'RecordEventPayload';
+  /** True when the messageId was already recorded within the dedupe window. */
+  duplicate: Scalars['Boolean']['output'];
+  /** The event's id; for a duplicate, the id of the event first recorded with its messageId. */
+  id: Scalars['ID']['output'];
+};
+
+export type RecordEventsPayload = {
+  __typename?: 'RecordEventsPayload';
+  /** Events newly accepted. */
+  accepted: Scalars['Int']['output'];
+  /** Events whose messageId had already been recorded. */
+  duplicates: Scalars['Int']['output'];
+  errors: Array<EventError>;
+  /** Per input position, the event id (the first id for a duplicate); null where the event was rejected. */
+  ids: Array<Maybe<Scalars['ID']['output']>>;
 };
 
 /** The caller, as identified by its API key. */

@@ -2,6 +2,8 @@ import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import pg from 'pg';
 import { pino } from 'pino';
+import { readdirSync } from 'node:fs';
+import { MIGRATIONS_DIR } from '../../../src/db/migrate.js';
 import { prepareDatabase } from '../../../src/db/prepare-database.js';
 import { createEventPartitionsWorker } from '../../../src/ingest/event-partitions.worker.js';
 import { loadConfig } from '../../../src/config/config.js';
@@ -26,12 +28,16 @@ describe('database preparation and migrations', () => {
 
   it('creates the database and applies every migration exactly once, and again is a no-op', async () => {
     const { rows } = await pool.query<{ name: string }>('SELECT name FROM pgmigrations');
+    const files = readdirSync(MIGRATIONS_DIR)
+      .map((f) => f.replace(/\.sql$/, ''))
+      .sort();
+    assert.ok(files.length >= 2);
     assert.deepEqual(
       rows.map((r) => r.name),
-      ['1763769600000_foundation'],
+      files,
     );
     await prepareDatabase(config, logger, { migrate: true });
-    assert.equal((await pool.query('SELECT 1 FROM pgmigrations')).rowCount, 1);
+    assert.equal((await pool.query('SELECT 1 FROM pgmigrations')).rowCount, files.length);
   });
 
   it('has the foundation tables, with only a hash of each key', async () => {

@@ -1,0 +1,36 @@
+/**
+ * Redis key names of the event streams. Each partition's keys share a hash tag (`{events:N}`), so
+ * in a Redis Cluster a partition's stream, its dead letters and its dedupe keys live on one slot
+ * and one script can touch them atomically; different partitions spread over the cluster.
+ */
+export interface StreamKeys {
+  readonly partitions: number;
+  stream(partition: number): string;
+  deadLetters(partition: number): string;
+  dedupe(partition: number, tenantId: string, messageId: string): string;
+  /** The partition of an event: stable per (tenant, routing key), so a messageId always meets its dedupe key. */
+  partitionOf(tenantId: string, routingKey: string): number;
+}
+
+export const CONSUMER_GROUPS = { persist: 'persist' } as const;
+
+export function createStreamKeys(prefix: string, partitions: number): StreamKeys {
+  const tag = (partition: number) => `${prefix}{events:${partition}}`;
+  return {
+    partitions,
+    stream: (partition) => tag(partition),
+    deadLetters: (partition) => `${tag(partition)}:dead`,
+    dedupe: (partition, tenantId, messageId) => `${tag(partition)}:dedupe:${tenantId}:${messageId}`,
+    partitionOf: (tenantId, routingKey) => (partitions === 1 ? 0 : fnv1a(`${tenantId}:${routingKey}`) % partitions),
+  };
+}
+
+/** 32-bit FNV-1a: fast, well spread, and the same in every replica (no per-process seed). */
+function fnv1a(text: string): number {
+  let hash = 0x811c9dc5;
+  for (let i = 0; i < text.length; i++) {
+    hash ^= text.charCodeAt(i);
+    hash = Math.imul(hash, 0x01000193);
+  }
+  return hash >>> 0;
+}

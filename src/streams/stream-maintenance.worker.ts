@@ -1,0 +1,127 @@
+import type { Logger } from '../observability/logger.js';
+import type { Metrics } from '../observability/metrics.js';
+import type { Redis } from '../redis/create-redis.js';
+import { CONSUMER_GROUPS, type StreamKeys } from './stream-keys.js';
+import { compareStreamIds, nextStreamId } from './stream-entries.js';
+
+export interface GroupState {
+  readonly pending: number;
+  readonly lag: number | null;
+  readonly lastDeliveredId: string;
+}
+
+export interface PartitionState {
+  readonly length: number;
+  readonly deadLetters: number;
+  readonly groups: Record<string, GroupState>;
+}
+
+/** Groups whose unread and unacknowledged entries must survive trimming. */
+const REQUIRED_GROUPS: readonly string[] = [CONSUMER_GROUPS.persist];
+
+/**
+ * Bounds the streams without losing events, and reports their state.
+ *
+ * Redis 7 trims by length or id but knows nothing of consumer groups, so XADD MAXLEN could drop
+ * events nobody has persisted. Instead this loop trims each partition below the oldest entry that
+ * any required group still needs: its oldest pending entry, or else the first entry after its
+ * last-delivered id. Until every required group exists, nothing is trimmed. The hard bound is
+ * STREAM_MAX_LENGTH, enforced at append time as backpressure (see event-stream.ts).
+ */
+export function createStreamMaintenanceWorker(deps: {
+  redis: Redis;
+  keys: StreamKeys;
+  metrics: Metrics;
+  logger: Logger;
+  intervalMs: number;
+}) {
+  const { redis, keys, metrics } = deps;
+  const log = deps.logger.child({ worker: 'stream-maintenance' });
+  let timer: NodeJS.Timeout | undefined;
+  let running: Promise<void> | undefined;
+
+  async function inspect(partition: number): Promise<PartitionState> {
+    const stream = keys.stream(partition);
+    const [length, deadLetters, rawGroups] = await Promise.all([
+      redis.xlen(stream),
+      redis.xlen(keys.deadLetters(partition)),
+      (redis.xinfo('GROUPS', stream) as Promise<unknown[][]>).catch((err: Error) => {
+        if (err.message.includes('no such key')) return [] as unknown[][];
+        throw err;
+      }),
+    ]);
+    const groups: Record<string, GroupState> = {};
+    for (const flat of rawGroups) {
+      const info: Record<string, unknown> = {};
+      for (let i = 0; i + 1 < flat.length; i += 2) info[String(flat[i])] = flat[i + 1];
+      groups[String(info.name)] = {
+        pending: Number(info.pending),
+        lag: info.lag === null || info.lag === undefined ? null : Number(info.lag),
+        lastDeliveredId: String(info['last-delivered-id']),
+      };
+    }
+    return { length, deadLetters, groups };
+  }
+
+  /** Trims below what every required group still needs; returns how many entries went. */
+  async function trim(partition: number, state: PartitionState): Promise<number> {
+    const stream = keys.stream(partition);
+    let floor: string | undefined;
+    for (const group of REQUIRED_GROUPS) {
+      const g = state.groups[group];
+      if (!g) return 0;
+      let needed = nextStreamId(g.lastDeliveredId);
+      if (g.pending > 0) {
+        const [, oldestPending] = (await redis.xpending(stream, group)) as [
+          number,
+          string | null,
+          string | null,
+          unknown,
+        ];
+        if (oldestPending) needed = oldestPending;
+      }
+      if (floor === undefined || compareStreamIds(needed, floor) < 0) floor = needed;
+    }
+    return floor ? redis.xtrim(stream, 'MINID', '~', floor) : 0;
+  }
+
+  async function runOnce(): Promise<PartitionState[]> {
+    const states: PartitionState[] = [];
+    let deadLetters = 0;
+    for (let partition = 0; partition < keys.partitions; partition++) {
+      const state = await inspect(partition);
+      await trim(partition, state);
+      states.push(state);
+      deadLetters += state.deadLetters;
+      metrics.streamLength.set({ partition: String(partition) }, state.length);
+      for (const [group, g] of Object.entries(state.groups)) {
+        const labels = { group, partition: String(partition) };
+        metrics.streamGroupPending.set(labels, g.pending);
+        if (g.lag !== null) metrics.streamGroupLag.set(labels, g.lag);
+      }
+    }
+    metrics.deadLetterLength.set(deadLetters);
+    return states;
+  }
+
+  const tick = () => {
+    running ??= runOnce()
+      .then(() => undefined)
+      .catch((err: unknown) => log.debug({ err }, 'stream maintenance failed; will retry'))
+      .finally(() => (running = undefined));
+  };
+
+  return {
+    runOnce,
+    /** Live state for /ready: length, dead letters, and per group pending and lag. */
+    inspectAll: () => Promise.all(Array.from({ length: keys.partitions }, (_, p) => inspect(p))),
+    async start(): Promise<void> {
+      timer = setInterval(tick, deps.intervalMs);
+      timer.unref();
+    },
+    async stop(): Promise<void> {
+      clearInterval(timer);
+      await running;
+    },
+  };
+}
