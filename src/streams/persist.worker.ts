@@ -69,7 +69,7 @@ export function createPersistWorker(deps: PersistWorkerDeps) {
     const { batchSize, batchWaitMs } = config.persist;
     const batch: StreamEntry[] = [];
     let deadline: number | undefined;
-    // Wait for a first entry, then fill the batch for at most PERSIST_BATCH_WAIT_MS.
+    // Wait up to IDLE_BLOCK_MS for a first entry, then fill the batch for at most PERSIST_BATCH_WAIT_MS.
     while (running && batch.length < batchSize) {
       const block = deadline === undefined ? IDLE_BLOCK_MS : deadline - Date.now();
       if (block <= 0) break;
@@ -86,10 +86,8 @@ export function createPersistWorker(deps: PersistWorkerDeps) {
         '>',
       )) as [string, StreamEntry[]][] | null;
       const entries = reply?.[0]?.[1] ?? [];
-      if (entries.length === 0) {
-        if (batch.length > 0) break;
-        continue;
-      }
+      // Nothing new: return, even empty, so the caller gets to reclaim other consumers' entries.
+      if (entries.length === 0) break;
       batch.push(...entries);
       deadline ??= Date.now() + batchWaitMs;
     }

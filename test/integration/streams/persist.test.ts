@@ -1,0 +1,166 @@
+import assert from 'node:assert/strict';
+import { after, before, describe, it } from 'node:test';
+import { Redis } from 'ioredis';
+import pg from 'pg';
+import { pino } from 'pino';
+import { loadConfig } from '../../../src/config/config.js';
+import { prepareDatabase } from '../../../src/db/prepare-database.js';
+import { normalizeEvent } from '../../../src/ingest/event-validation.js';
+import { createMetrics } from '../../../src/observability/metrics.js';
+import { createEventStream } from '../../../src/streams/event-stream.js';
+import { createPersistWorker } from '../../../src/streams/persist.worker.js';
+import { ensureGroup, fieldsOf, type StreamEntry } from '../../../src/streams/stream-entries.js';
+import { createStreamMaintenanceWorker } from '../../../src/streams/stream-maintenance.worker.js';
+import { createStreamKeys } from '../../../src/streams/stream-keys.js';
+import { createTcpProxy } from '../../helpers/tcp-proxy.js';
+import { REDIS_URL, isolatedEnv, waitFor } from '../../helpers/test-env.js';
+
+const logger = pino({ level: process.env.TEST_LOG_LEVEL ?? 'silent' });
+const TENANT = '3a1e5c0d-58b4-4f1e-a7c2-9d8e7f6a5b4c';
+
+describe('the persist consumer group', () => {
+  const isolation = isolatedEnv('persist');
+  const config = loadConfig(isolation.env({ PERSIST_BATCH_WAIT_MS: '10', PERSIST_RETRY_MAX_MS: '200' }));
+  const keys = createStreamKeys(isolation.redisKeyPrefix, 1);
+  const stream = keys.stream(0);
+  let pool: pg.Pool;
+  let redis: Redis;
+  let appender: ReturnType<typeof createEventStream>;
+
+  before(async () => {
+    await prepareDatabase(config, logger, { migrate: true });
+    pool = new pg.Pool({ connectionString: isolation.databaseUrl, max: 4 });
+    redis = new Redis(REDIS_URL);
+    appender = createEventStream(redis, keys, { dedupeWindowS: 3600, maxLength: 1_000_000 });
+    await ensureGroup(redis, stream, 'persist');
+  });
+  after(async () => {
+    redis?.disconnect();
+    await pool?.end();
+    await isolation.cleanup();
+  });
+
+  async function append(n: number, type = 'e'): Promise<string[]> {
+    const events = Array.from({ length: n }, (_, i) => {
+      const r = normalizeEvent({ type, userId: `u${i % 7}`, value: i }, { tenantId: TENANT, receivedAt: Date.now() });
+      assert.ok(r.ok);
+      return r.event;
+    });
+    for (let i = 0; i < events.length; i += 1000) await appender.enqueue(TENANT, events.slice(i, i + 1000));
+    return events.map((e) => e.id);
+  }
+  const storedOnce = async (ids: string[]) => {
+    const { rows } = await pool.query<{ n: number; d: number }>(
+      'SELECT count(*)::int AS n, count(DISTINCT id)::int AS d FROM events WHERE id = ANY($1::uuid[])',
+      [ids],
+    );
+    return rows[0]!.n === ids.length && rows[0]!.d === ids.length;
+  };
+  const pendingCount = async () => ((await redis.xpending(stream, 'persist')) as [number])[0];
+  function worker(overrides: Record<string, string> = {}, db: pg.Pool = pool, metrics = createMetrics()) {
+    const c = loadConfig(isolation.env({ PERSIST_BATCH_WAIT_MS: '10', PERSIST_RETRY_MAX_MS: '200', ...overrides }));
+    return createPersistWorker({ pool: db, connect: () => new Redis(REDIS_URL), keys, config: c, logger, metrics });
+  }
+
+  it('trims only below the oldest entry a consumer group still needs', async () => {
+    const maintenance = createStreamMaintenanceWorker({
+      redis,
+      keys,
+      metrics: createMetrics(),
+      logger,
+      intervalMs: 1000,
+    });
+    await append(100);
+    const read = async (count: number) =>
+      (
+        (await redis.xreadgroup('GROUP', 'persist', 'hand', 'COUNT', count, 'STREAMS', stream, '>')) as [
+          string,
+          StreamEntry[],
+        ][]
+      )[0]![1];
+    const delivered = await read(60);
+    await redis.xack(stream, 'persist', ...delivered.slice(0, 20).map(([id]) => id));
+    await maintenance.runOnce();
+    assert.equal(await redis.xlen(stream), 80, 'the 20 acknowledged went; 40 pending and 40 unread stay');
+
+    // Acknowledging entries above the oldest pending one frees nothing yet.
+    await redis.xack(stream, 'persist', ...delivered.slice(40).map(([id]) => id));
+    await maintenance.runOnce();
+    assert.equal(await redis.xlen(stream), 80);
+
+    await redis.xack(stream, 'persist', ...delivered.slice(20, 40).map(([id]) => id));
+    await maintenance.runOnce();
+    assert.equal(await redis.xlen(stream), 40, 'only the never-delivered entries remain');
+
+    const rest = await read(100);
+    await redis.xack(stream, 'persist', ...rest.map(([id]) => id));
+    await maintenance.runOnce();
+    assert.equal(await redis.xlen(stream), 0);
+  });
+
+  it('reclaims entries a dead consumer left pending, and dead-letters those delivered too often', async () => {
+    const [normal, tooOften] = [await append(1, 'orphaned'), await append(1, 'cursed')];
+    const entries = (
+      (await redis.xreadgroup('GROUP', 'persist', 'ghost', 'COUNT', 10, 'STREAMS', stream, '>')) as [
+        string,
+        StreamEntry[],
+      ][]
+    )[0]![1];
+    assert.equal(entries.length, 2);
+    // As if the second had crashed its consumers seven times over.
+    await redis.xclaim(stream, 'persist', 'ghost', 0, entries[1]![0], 'RETRYCOUNT', 7);
+
+    const w = worker({ PERSIST_CLAIM_IDLE_MS: '200', PERSIST_MAX_DELIVERIES: '5' });
+    await w.start();
+    try {
+      await waitFor(() => storedOnce(normal), 5_000);
+      await waitFor(async () => (await redis.xlen(keys.deadLetters(0))) === 1, 5_000);
+      const [letter] = (await redis.xrange(keys.deadLetters(0), '-', '+')) as StreamEntry[];
+      assert.match(fieldsOf(letter![1]).reason!, /delivered \d+ times/);
+      assert.equal(await pendingCount(), 0);
+      assert.equal(await storedOnce(tooOften), false);
+    } finally {
+      await w.stop();
+      await redis.del(keys.deadLetters(0));
+    }
+  });
+
+  it('acknowledges nothing while Postgres is unreachable, then stores everything exactly once', async () => {
+    const proxy = await createTcpProxy(5432);
+    const viaProxy = new URL(isolation.databaseUrl);
+    viaProxy.port = String(proxy.port);
+    const db = new pg.Pool({ connectionString: viaProxy.toString(), max: 2, connectionTimeoutMillis: 1000 });
+    const metrics = createMetrics();
+    const w = worker({}, db, metrics);
+    proxy.cut();
+    await w.start();
+    try {
+      const ids = await append(500);
+      await waitFor(async () => (await pendingCount()) === 500, 5_000);
+      await waitFor(async () => (await metrics.persistRetries.get()).values[0]!.value >= 2, 5_000);
+      assert.equal(await storedOnce(ids), false);
+      assert.equal(await pendingCount(), 500, 'nothing was acknowledged');
+
+      proxy.restore();
+      await waitFor(() => storedOnce(ids), 10_000);
+      await waitFor(async () => (await pendingCount()) === 0, 5_000);
+    } finally {
+      await w.stop();
+      await db.end();
+      await proxy.close();
+    }
+  });
+
+  it('splits the work between replicas with every event stored once', async () => {
+    const workers = [worker(), worker()];
+    await Promise.all(workers.map((w) => w.start()));
+    try {
+      const ids = await append(5_000);
+      await waitFor(() => storedOnce(ids), 15_000);
+      const { rows } = await pool.query('SELECT count(*)::int AS n FROM events WHERE id = ANY($1::uuid[])', [ids]);
+      assert.equal(rows[0].n, 5_000);
+    } finally {
+      await Promise.all(workers.map((w) => w.stop()));
+    }
+  });
+});
