@@ -3,11 +3,14 @@ import type { Redis } from '../redis/create-redis.js';
 /** An entry as ioredis returns it: its id and a flat [field, value, field, value, ...] list. */
 export type StreamEntry = [id: string, fields: string[]];
 
-export function fieldsOf(flat: readonly string[]): Record<string, string> {
-  const out: Record<string, string> = {};
-  for (let i = 0; i + 1 < flat.length; i += 2) out[flat[i]!] = flat[i + 1]!;
+/** Redis answers maps as flat [key, value, key, value, ...] lists (entry fields, XINFO replies). */
+export function pairsToRecord<T>(flat: readonly T[]): Record<string, T> {
+  const out: Record<string, T> = {};
+  for (let i = 0; i + 1 < flat.length; i += 2) out[String(flat[i])] = flat[i + 1]!;
   return out;
 }
+
+export const fieldsOf = (flat: readonly string[]): Record<string, string> => pairsToRecord(flat);
 
 /**
  * Creates the consumer group at the start of the stream (id 0, never "$"): a group created after

@@ -2,7 +2,7 @@ import type { Logger } from '../observability/logger.js';
 import type { Metrics } from '../observability/metrics.js';
 import type { Redis } from '../redis/create-redis.js';
 import { CONSUMER_GROUPS, type StreamKeys } from './stream-keys.js';
-import { compareStreamIds, nextStreamId } from './stream-entries.js';
+import { compareStreamIds, nextStreamId, pairsToRecord } from './stream-entries.js';
 
 export interface GroupState {
   readonly pending: number;
@@ -18,6 +18,8 @@ export interface PartitionState {
 
 /** Groups whose unread and unacknowledged entries must survive trimming. */
 const REQUIRED_GROUPS: readonly string[] = [CONSUMER_GROUPS.persist];
+/** A consumer idle this long with nothing pending is a process that is gone (each start takes a new name). */
+const FORGET_CONSUMER_AFTER_MS = 60 * 60_000;
 
 /**
  * Bounds the streams without losing events, and reports their state.
@@ -52,8 +54,7 @@ export function createStreamMaintenanceWorker(deps: {
     ]);
     const groups: Record<string, GroupState> = {};
     for (const flat of rawGroups) {
-      const info: Record<string, unknown> = {};
-      for (let i = 0; i + 1 < flat.length; i += 2) info[String(flat[i])] = flat[i + 1];
+      const info = pairsToRecord(flat);
       groups[String(info.name)] = {
         pending: Number(info.pending),
         lag: info.lag === null || info.lag === undefined ? null : Number(info.lag),
@@ -87,12 +88,27 @@ export function createStreamMaintenanceWorker(deps: {
     return floor ? redis.xtrim(stream, 'MINID', floor) : 0;
   }
 
+  /** Removes consumers that hold no entries and have not read for an hour: finished processes. */
+  async function forgetGoneConsumers(partition: number, state: PartitionState): Promise<void> {
+    const stream = keys.stream(partition);
+    for (const group of Object.keys(state.groups)) {
+      const consumers = (await redis.xinfo('CONSUMERS', stream, group)) as unknown[][];
+      for (const flat of consumers) {
+        const info = pairsToRecord(flat);
+        if (Number(info.pending) === 0 && Number(info.idle) > FORGET_CONSUMER_AFTER_MS) {
+          await redis.xgroup('DELCONSUMER', stream, group, String(info.name));
+        }
+      }
+    }
+  }
+
   async function runOnce(): Promise<PartitionState[]> {
     const states: PartitionState[] = [];
     let deadLetters = 0;
     for (let partition = 0; partition < keys.partitions; partition++) {
       const state = await inspect(partition);
       await trim(partition, state);
+      await forgetGoneConsumers(partition, state);
       states.push(state);
       deadLetters += state.deadLetters;
       metrics.streamLength.set({ partition: String(partition) }, state.length);

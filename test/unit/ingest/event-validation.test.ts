@@ -17,7 +17,14 @@ function reject(input: Parameters<typeof normalizeEvent>[0]): string {
 describe('normalizeEvent', () => {
   it('accepts a full event and fixes its id and times', () => {
     const result = normalizeEvent(
-      { type: 'checkout.completed', userId: 'u1', sessionId: 's1', messageId: 'm1', value: 12.5, properties: { plan: 'pro' } },
+      {
+        type: 'checkout.completed',
+        userId: 'u1',
+        sessionId: 's1',
+        messageId: 'm1',
+        value: 12.5,
+        properties: { plan: 'pro' },
+      },
       receipt,
     );
     assert.ok(result.ok);
@@ -28,7 +35,10 @@ describe('normalizeEvent', () => {
   });
 
   it('issues time-ordered ids', () => {
-    const ids = Array.from({ length: 200 }, () => (normalizeEvent({ type: 't' }, receipt) as { event: { id: string } }).event.id);
+    const ids = Array.from(
+      { length: 200 },
+      () => (normalizeEvent({ type: 't' }, receipt) as { event: { id: string } }).event.id,
+    );
     assert.deepEqual([...ids].sort(), ids);
     assert.equal(new Set(ids).size, ids.length);
   });
@@ -84,7 +94,12 @@ describe('stream encoding', () => {
     const result = normalizeEvent({ type: 't', userId: 'u', value: 1.5, properties: { a: [1] } }, receipt);
     assert.ok(result.ok);
     assert.deepEqual(decodeStreamEvent(encodeStreamEvent(result.event)), result.event);
-    for (const bad of ['not json', '{}', '[2]', JSON.stringify([1, 'x', 'y', 't', null, null, null, 1, 1, null, null])]) {
+    for (const bad of [
+      'not json',
+      '{}',
+      '[2]',
+      JSON.stringify([1, 'x', 'y', 't', null, null, null, 1, 1, null, null]),
+    ]) {
       assert.throws(() => decodeStreamEvent(bad));
     }
   });
