@@ -63,6 +63,8 @@ const environmentSchema = z.object({
   PERSIST_CLAIM_IDLE_MS: int(30_000, 100, 3_600_000),
   PERSIST_MAX_DELIVERIES: int(5, 1, 1_000),
   PERSIST_RETRY_MAX_MS: int(10_000, 10, 600_000),
+  // Consumer loops per partition in each worker process: overlapping round trips raises throughput.
+  PERSIST_CONCURRENCY: int(2, 1, 16),
 });
 
 /** Every variable the gateway reads (the README's configuration table lists each of them). */
@@ -109,6 +111,7 @@ export const configSchema = environmentSchema.transform((env) => ({
     claimIdleMs: env.PERSIST_CLAIM_IDLE_MS,
     maxDeliveries: env.PERSIST_MAX_DELIVERIES,
     retryMaxMs: env.PERSIST_RETRY_MAX_MS,
+    concurrency: env.PERSIST_CONCURRENCY,
   },
 }));
 

@@ -17,7 +17,17 @@ export class EventRepository {
 
   /** Inserts the events not stored before; returns the ids this call stored. */
   async insert(events: readonly StreamEvent[]): Promise<Set<string>> {
-    if (events.length === 0) return new Set();
+    const { rows } = await this.write(events, 'RETURNING id');
+    return new Set(rows.map((r) => r.id));
+  }
+
+  /** Inserts the events not stored before; returns how many this call stored (cheaper: no ids back). */
+  async insertCount(events: readonly StreamEvent[]): Promise<number> {
+    return (await this.write(events, '')).rowCount ?? 0;
+  }
+
+  private async write(events: readonly StreamEvent[], returning: 'RETURNING id' | '') {
+    if (events.length === 0) return { rows: [] as { id: string }[], rowCount: 0 };
     const columns = {
       tenant: [] as string[],
       id: [] as string[],
@@ -42,7 +52,7 @@ export class EventRepository {
       columns.value.push(e.value);
       columns.properties.push(e.properties);
     }
-    const { rows } = await this.db.query<{ id: string }>(
+    return this.db.query<{ id: string }>(
       `WITH input AS (
          SELECT * FROM unnest($1::uuid[], $2::uuid[], $3::text[], $4::text[], $5::text[], $6::text[],
                               $7::timestamptz[], $8::timestamptz[], $9::float8[], $10::jsonb[])
@@ -59,7 +69,7 @@ export class EventRepository {
        FROM input i
        WHERE i.message_id IS NULL OR i.id IN (SELECT event_id FROM claimed)
        ON CONFLICT DO NOTHING
-       RETURNING id`,
+       ${returning}`,
       [
         columns.tenant,
         columns.id,
@@ -73,7 +83,6 @@ export class EventRepository {
         columns.properties,
       ],
     );
-    return new Set(rows.map((r) => r.id));
   }
 
   /** The id under which each of these messageIds was first stored. */

@@ -65,7 +65,7 @@ export function createPersistWorker(deps: PersistWorkerDeps) {
   let lastCommitAt: number | undefined;
   let failingSince: number | undefined;
 
-  async function readBatch(redis: Redis, stream: string): Promise<StreamEntry[]> {
+  async function readBatch(redis: Redis, stream: string, me: string): Promise<StreamEntry[]> {
     const { batchSize, batchWaitMs } = config.persist;
     const batch: StreamEntry[] = [];
     let deadline: number | undefined;
@@ -76,7 +76,7 @@ export function createPersistWorker(deps: PersistWorkerDeps) {
       const reply = (await redis.xreadgroup(
         'GROUP',
         GROUP,
-        consumer,
+        me,
         'COUNT',
         batchSize - batch.length,
         'BLOCK',
@@ -97,8 +97,7 @@ export function createPersistWorker(deps: PersistWorkerDeps) {
   /** Writes what can be written; returns the entries Postgres refused, each with its reason. */
   async function insertIsolatingRejects(items: Parsed[]): Promise<{ stored: number; rejected: DeadLetter[] }> {
     try {
-      const stored = await repository.insert(items.map((i) => i.event));
-      return { stored: stored.size, rejected: [] };
+      return { stored: await repository.insertCount(items.map((i) => i.event)), rejected: [] };
     } catch (err) {
       if (!isDataError(err)) throw err;
       if (items.length === 1) {
@@ -180,14 +179,14 @@ export function createPersistWorker(deps: PersistWorkerDeps) {
   }
 
   /** Takes over entries another consumer left pending for longer than PERSIST_CLAIM_IDLE_MS. */
-  async function reclaim(redis: Redis, partition: number): Promise<void> {
+  async function reclaim(redis: Redis, partition: number, me: string): Promise<void> {
     const stream = keys.stream(partition);
     let cursor = '0-0';
     do {
       const [next, entries] = (await redis.xautoclaim(
         stream,
         GROUP,
-        consumer,
+        me,
         config.persist.claimIdleMs,
         cursor,
         'COUNT',
@@ -203,7 +202,7 @@ export function createPersistWorker(deps: PersistWorkerDeps) {
         entries[0]![0],
         entries.at(-1)![0],
         entries.length,
-        consumer,
+        me,
       )) as [string, string, number, number][];
       const deliveries = new Map(pending.map(([id, , , count]) => [id, count]));
       const tooMany: DeadLetter[] = [];
@@ -228,8 +227,14 @@ export function createPersistWorker(deps: PersistWorkerDeps) {
     } while (running && cursor !== '0-0');
   }
 
-  async function loop(partition: number): Promise<void> {
-    const redis = deps.connect(`persist-${partition}`);
+  /**
+   * One consumer of the group reading one partition. With PERSIST_CONCURRENCY > 1, several run per
+   * partition (distinct consumer names): while one waits for its INSERT to commit, another reads
+   * and writes the next batch, so Postgres and Redis round trips overlap.
+   */
+  async function loop(partition: number, slot: number): Promise<void> {
+    const me = `${consumer}-${partition}.${slot}`;
+    const redis = deps.connect(`persist-${partition}.${slot}`);
     connections.push(redis);
     const stream = keys.stream(partition);
     const claimEveryMs = Math.max(100, Math.min(config.persist.claimIdleMs / 2, 5_000));
@@ -245,10 +250,10 @@ export function createPersistWorker(deps: PersistWorkerDeps) {
       try {
         if (Date.now() >= nextClaimAt) {
           await ensureGroup(redis, stream, GROUP);
-          await reclaim(redis, partition);
+          await reclaim(redis, partition, me);
           nextClaimAt = Date.now() + claimEveryMs;
         }
-        const batch = await readBatch(redis, stream);
+        const batch = await readBatch(redis, stream, me);
         if (batch.length) await processBatch(redis, partition, batch);
         failures = 0;
       } catch (err) {
@@ -265,7 +270,9 @@ export function createPersistWorker(deps: PersistWorkerDeps) {
     consumer,
     async start(): Promise<void> {
       running = true;
-      loops = Array.from({ length: keys.partitions }, (_, p) => loop(p));
+      loops = Array.from({ length: keys.partitions * config.persist.concurrency }, (_, i) =>
+        loop(i % keys.partitions, Math.floor(i / keys.partitions)),
+      );
     },
     /**
      * Lets each loop finish (and acknowledge) the batch it holds; a batch Postgres cannot take is
