@@ -37,8 +37,40 @@ export function isolatedEnv(label: string) {
     async cleanup(): Promise<void> {
       await dropDatabase(databaseUrl);
       await deleteRedisKeys(redisKeyPrefix);
+      await sweepAbandoned();
     },
   };
+}
+
+/**
+ * Drops test databases and keys left by runs that were killed before their cleanup ran. Names
+ * carry the creating process id; a name whose process is gone is abandoned.
+ */
+async function sweepAbandoned(): Promise<void> {
+  const admin = new pg.Client({ connectionString: POSTGRES_URL });
+  await admin.connect();
+  try {
+    const { rows } = await admin.query<{ datname: string }>(
+      "SELECT datname FROM pg_database WHERE datname LIKE 'agw\\_test\\_%'",
+    );
+    for (const { datname } of rows) {
+      const pid = Number(/_(\d+)_[0-9a-f]{6}$/.exec(datname)?.[1]);
+      if (!pid || isAlive(pid)) continue;
+      await admin.query(`DROP DATABASE IF EXISTS ${pg.escapeIdentifier(datname)} WITH (FORCE)`).catch(() => undefined);
+      await deleteRedisKeys(`agw-test:${datname.slice('agw_test_'.length)}:`);
+    }
+  } finally {
+    await admin.end();
+  }
+}
+
+function isAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (err) {
+    return (err as NodeJS.ErrnoException).code === 'EPERM';
+  }
 }
 
 export async function dropDatabase(databaseUrl: string): Promise<void> {
