@@ -104,7 +104,7 @@ export async function createApp(config: Config, logger: Logger): Promise<App> {
   }));
 
   if (config.auth.bootstrapApiKey) await services.apiKeys.ensureBootstrapKey(config.auth.bootstrapApiKey);
-  await keyVerifier.start();
+  if (runsApi) await keyVerifier.start();
   await partitions.start();
   if (persist) {
     await persist.start();
@@ -113,25 +113,28 @@ export async function createApp(config: Config, logger: Logger): Promise<App> {
 
   const expressApp = express();
   const httpServer = createServer(expressApp);
-  const apollo = new ApolloServer<GatewayContext>({
-    schema: await buildGatewaySchema(),
-    nodeEnv: config.env,
-    introspection: config.graphql.introspection,
-    csrfPrevention: true,
-    includeStacktraceInErrorResponses: false,
-    // Signals are handled by main.ts, which also closes pools after Apollo has drained.
-    stopOnTerminationSignals: false,
-    formatError,
-    logger: logger.child({ component: 'apollo' }),
-    plugins: [
-      ApolloServerPluginDrainHttpServer({ httpServer, stopGracePeriodMillis: config.http.shutdownGraceMs }),
-      config.graphql.landingPage
-        ? ApolloServerPluginLandingPageLocalDefault({ embed: true, includeCookies: false })
-        : ApolloServerPluginLandingPageDisabled(),
-      errorLoggingPlugin(logger),
-    ],
-  });
-  await apollo.start();
+  // Only the API role serves GraphQL; a worker answers probes and metrics alone.
+  const apollo = runsApi
+    ? new ApolloServer<GatewayContext>({
+        schema: await buildGatewaySchema(),
+        nodeEnv: config.env,
+        introspection: config.graphql.introspection,
+        csrfPrevention: true,
+        includeStacktraceInErrorResponses: false,
+        // Signals are handled by main.ts, which also closes pools after Apollo has drained.
+        stopOnTerminationSignals: false,
+        formatError,
+        logger: logger.child({ component: 'apollo' }),
+        plugins: [
+          ApolloServerPluginDrainHttpServer({ httpServer, stopGracePeriodMillis: config.http.shutdownGraceMs }),
+          config.graphql.landingPage
+            ? ApolloServerPluginLandingPageLocalDefault({ embed: true, includeCookies: false })
+            : ApolloServerPluginLandingPageDisabled(),
+          errorLoggingPlugin(logger),
+        ],
+      })
+    : undefined;
+  await apollo?.start();
 
   expressApp.disable('x-powered-by');
   expressApp.set('trust proxy', false);
@@ -165,7 +168,7 @@ export async function createApp(config: Config, logger: Logger): Promise<App> {
   );
   expressApp.use(httpMetricsMiddleware(metrics, ROUTES));
   mountOperationsRoutes(expressApp, { readiness, metrics });
-  if (runsApi) {
+  if (apollo) {
     expressApp.use(
       '/graphql',
       graphqlMiddleware({ apollo, keyVerifier, services, maxBodyBytes: config.http.maxBodyBytes }),
@@ -186,10 +189,24 @@ export async function createApp(config: Config, logger: Logger): Promise<App> {
     stop: () =>
       (stopping ??= (async () => {
         // Apollo's drain plugin closes the listener and waits for in-flight HTTP requests.
-        await apollo.stop();
+        if (apollo) await apollo.stop();
+        else await closeHttpServer(httpServer, config.http.shutdownGraceMs);
         // The persister finishes and acknowledges the batch it holds; the rest stays pending.
         await Promise.all([partitions.stop(), keyVerifier.stop(), persist?.stop(), maintenance.stop()]);
         await Promise.all([closeRedis(redis), closeRedis(authSubscriber), pool.end()]);
       })()),
   };
+}
+
+/**
+ * What Apollo's drain plugin does for the API role: stop accepting, close idle keep-alive
+ * connections, and cut the rest once the grace period is over.
+ */
+async function closeHttpServer(server: Server, graceMs: number): Promise<void> {
+  if (!server.listening) return;
+  const closed = new Promise<void>((resolve) => server.close(() => resolve()));
+  server.closeIdleConnections();
+  const timer = setTimeout(() => server.closeAllConnections(), graceMs);
+  await closed;
+  clearTimeout(timer);
 }
