@@ -33,8 +33,13 @@ interface Result {
   non2xx: number;
 }
 
-function start(script: string, args: string[], env: Record<string, string | undefined>): ChildProcess {
-  return spawn(process.execPath, [fileURLToPath(new URL(script, import.meta.url)), ...args], {
+function start(
+  script: string,
+  args: string[],
+  env: Record<string, string | undefined>,
+  nodeFlags: string[] = [],
+): ChildProcess {
+  return spawn(process.execPath, [...nodeFlags, fileURLToPath(new URL(script, import.meta.url)), ...args], {
     env: { PATH: process.env.PATH, ...env },
     stdio: ['ignore', 'ignore', 'inherit'],
   });
@@ -85,6 +90,8 @@ try {
       '../src/main.js',
       [],
       isolation.env({ NODE_ENV: 'production', LOG_LEVEL: 'info', PORT: String(gatewayPort), BOOTSTRAP_API_KEY: KEY }),
+      // As `npm start` and the Dockerfile run it.
+      ['--max-semi-space-size=64'],
     ),
     start('./baseline-apollo.server.js', [String(baselinePort)], { NODE_ENV: 'production' }),
   );
