@@ -90,10 +90,12 @@ describe('recordEvent / recordEvents', () => {
     assert.match(payload.errors[1]!.message, /userId/);
     assert.equal(payload.ids[1], null);
     await waitStored(payload.ids);
-    const row = await pool.query('SELECT type, user_id, session_id, value, properties FROM events WHERE id = $1', [
-      payload.ids[0],
-    ]);
+    const row = await pool.query(
+      'SELECT tenant_id, type, user_id, session_id, value, properties FROM events WHERE id = $1',
+      [payload.ids[0]],
+    );
     assert.deepEqual(row.rows[0], {
+      tenant_id: tenantId,
       type: 'page_view',
       user_id: 'u1',
       session_id: 's1',
@@ -321,6 +323,37 @@ describe('INGEST_ACK=postgres', () => {
       await gateway.stop();
       redis.disconnect();
       await pool.end();
+    }
+  });
+});
+
+describe('STREAM_MAX_LENGTH backpressure', () => {
+  const isolation = isolatedEnv('backpressure');
+  after(() => isolation.cleanup());
+
+  it('refuses events with SERVICE_UNAVAILABLE once a partition holds that many unconsumed entries, dropping none', async () => {
+    // API only: no consumer drains the stream.
+    const gateway = await startGateway(
+      isolation.env({ ROLE: 'api', BOOTSTRAP_API_KEY: ADMIN, STREAM_MAX_LENGTH: '1000', INGEST_MAX_BATCH: '1000' }),
+    );
+    const redis = new Redis(REDIS_URL);
+    const stream = createStreamKeys(isolation.redisKeyPrefix, 1).stream(0);
+    try {
+      const fill = await gql(gateway.url, RecordEventsDocument, {
+        key: ADMIN,
+        variables: { events: Array.from({ length: 1000 }, (_, i) => ({ type: 'fill', messageId: `f-${i}` })) },
+      });
+      assert.equal(fill.data?.recordEvents.accepted, 1000);
+      const refused = await gql(gateway.url, RecordEventsDocument, {
+        key: ADMIN,
+        variables: { events: [{ type: 'over' }] },
+      });
+      assert.equal(errorCode(refused), 'SERVICE_UNAVAILABLE');
+      assert.equal(refused.status, 503);
+      assert.equal(await redis.xlen(stream), 1000, 'nothing trimmed, nothing added');
+    } finally {
+      await gateway.stop();
+      redis.disconnect();
     }
   });
 });
