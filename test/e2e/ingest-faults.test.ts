@@ -7,7 +7,7 @@ import { RecordEventsDocument } from '../generated/graphql.js';
 import { spawnGateway, startGateway } from '../helpers/gateway.js';
 import { errorCode, gql } from '../helpers/graphql-client.js';
 import { createTcpProxy } from '../helpers/tcp-proxy.js';
-import { REDIS_URL, isolatedEnv, waitFor } from '../helpers/test-env.js';
+import { REDIS_URL, isolatedEnv, waitFor, testPool } from '../helpers/test-env.js';
 
 const KEY = 'agk_faults-admin-key-00000000000000000000000000000';
 
@@ -28,7 +28,7 @@ describe('ingestion under failures', () => {
     const api = await startGateway(isolation.env({ ROLE: 'api', BOOTSTRAP_API_KEY: KEY }));
     const proxy = await createTcpProxy(5432);
     const redis = new Redis(REDIS_URL);
-    const pool = new pg.Pool({ connectionString: isolation.databaseUrl, max: 2 });
+    const pool = testPool(isolation.databaseUrl, 2);
     const stream = createStreamKeys(isolation.redisKeyPrefix, 1).stream(0);
     const viaProxy = new URL(isolation.databaseUrl);
     viaProxy.port = String(proxy.port);
@@ -89,7 +89,7 @@ describe('ingestion under failures', () => {
         DATABASE_URL: viaProxy.toString(),
       }),
     );
-    const pool = new pg.Pool({ connectionString: isolation.databaseUrl, max: 2 });
+    const pool = testPool(isolation.databaseUrl, 2);
     try {
       await gql(gateway.url, RecordEventsDocument, { key: KEY, variables: { events: batch(1, 'warm') } });
       redisProxy.cut();

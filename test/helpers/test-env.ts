@@ -50,8 +50,11 @@ async function sweepAbandoned(): Promise<void> {
   const admin = new pg.Client({ connectionString: POSTGRES_URL });
   await admin.connect();
   try {
+    // Never one with a live connection, whatever its name says.
     const { rows } = await admin.query<{ datname: string }>(
-      "SELECT datname FROM pg_database WHERE datname LIKE 'agw\\_test\\_%'",
+      `SELECT d.datname FROM pg_database d
+       WHERE d.datname LIKE 'agw\\_test\\_%'
+         AND NOT EXISTS (SELECT 1 FROM pg_stat_activity a WHERE a.datname = d.datname)`,
     );
     for (const { datname } of rows) {
       const pid = Number(/_(\d+)_[0-9a-f]{6}$/.exec(datname)?.[1]);
@@ -71,6 +74,17 @@ function isAlive(pid: number): boolean {
   } catch (err) {
     return (err as NodeJS.ErrnoException).code === 'EPERM';
   }
+}
+
+/**
+ * A pool for a test's own queries. Its error listener keeps an idle connection that is
+ * terminated at teardown (DROP DATABASE … WITH (FORCE)) from crashing the test process; a failed
+ * query still rejects and fails its test.
+ */
+export function testPool(connectionString: string, max = 3): pg.Pool {
+  const pool = new pg.Pool({ connectionString, max });
+  pool.on('error', () => undefined);
+  return pool;
 }
 
 export async function dropDatabase(databaseUrl: string): Promise<void> {

@@ -4,7 +4,7 @@ import { CreateApiKeyDocument, RevokeApiKeyDocument, ViewerDocument } from '../.
 import { startGateway, type RunningGateway } from '../../helpers/gateway.js';
 import { errorCode, gql } from '../../helpers/graphql-client.js';
 import { createTcpProxy, type TcpProxy } from '../../helpers/tcp-proxy.js';
-import { isolatedEnv, waitFor } from '../../helpers/test-env.js';
+import { isolatedEnv, waitFor, testPool } from '../../helpers/test-env.js';
 import pg from 'pg';
 import { pino } from 'pino';
 import { ApiKeyService } from '../../../src/auth/api-key.service.js';
@@ -41,7 +41,7 @@ describe('API keys over GraphQL, on two replicas', () => {
         MIGRATE_ON_START: 'false',
       }),
     );
-    pool = new pg.Pool({ connectionString: isolation.databaseUrl, max: 2 });
+    pool = testPool(isolation.databaseUrl, 2);
     service = new ApiKeyService(pool, undefined, isolation.redisKeyPrefix, pino({ level: 'silent' }));
   });
 

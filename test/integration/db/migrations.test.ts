@@ -7,7 +7,7 @@ import { MIGRATIONS_DIR } from '../../../src/db/migrate.js';
 import { prepareDatabase } from '../../../src/db/prepare-database.js';
 import { createEventPartitionsWorker } from '../../../src/ingest/event-partitions.worker.js';
 import { loadConfig } from '../../../src/config/config.js';
-import { isolatedEnv } from '../../helpers/test-env.js';
+import { isolatedEnv, testPool } from '../../helpers/test-env.js';
 
 const logger = pino({ level: 'silent' });
 
@@ -19,7 +19,7 @@ describe('database preparation and migrations', () => {
   before(async () => {
     // Three replicas starting at once: one creates the database, the migration lock serializes the rest.
     await Promise.all([1, 2, 3].map(() => prepareDatabase(config, logger, { migrate: true })));
-    pool = new pg.Pool({ connectionString: isolation.databaseUrl, max: 3 });
+    pool = testPool(isolation.databaseUrl, 3);
   });
   after(async () => {
     await pool?.end();

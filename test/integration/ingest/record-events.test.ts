@@ -9,7 +9,7 @@ import { createStreamKeys } from '../../../src/streams/stream-keys.js';
 import { RecordEventDocument, RecordEventsDocument, ReplayDeadLettersDocument } from '../../generated/graphql.js';
 import { startGateway, type RunningGateway } from '../../helpers/gateway.js';
 import { errorCode, gql } from '../../helpers/graphql-client.js';
-import { REDIS_URL, isolatedEnv, waitFor } from '../../helpers/test-env.js';
+import { REDIS_URL, isolatedEnv, waitFor, testPool } from '../../helpers/test-env.js';
 
 const ADMIN = 'agk_ingest-admin-key-000000000000000000000000000';
 
@@ -32,7 +32,7 @@ describe('recordEvent / recordEvents', () => {
         STREAM_TRIM_INTERVAL_MS: '200',
       }),
     );
-    pool = new pg.Pool({ connectionString: isolation.databaseUrl, max: 3 });
+    pool = testPool(isolation.databaseUrl, 3);
     redis = new Redis(REDIS_URL);
     tenantId = (await pool.query<{ id: string }>("SELECT id FROM tenants WHERE slug = 'demo'")).rows[0]!.id;
   });
@@ -294,7 +294,7 @@ describe('INGEST_ACK=postgres', () => {
     const gateway = await startGateway(
       isolation.env({ BOOTSTRAP_API_KEY: ADMIN, INGEST_ACK: 'postgres', PERSIST_BATCH_WAIT_MS: '10' }),
     );
-    const pool = new pg.Pool({ connectionString: isolation.databaseUrl, max: 2 });
+    const pool = testPool(isolation.databaseUrl, 2);
     const redis = new Redis(REDIS_URL);
     try {
       const events = Array.from({ length: 20 }, (_, i) => ({ type: 'committed', messageId: `c-${i}` }));

@@ -6,7 +6,7 @@ import { createStreamKeys } from '../../../src/streams/stream-keys.js';
 import { RecordEventsDocument } from '../../generated/graphql.js';
 import { startGateway } from '../../helpers/gateway.js';
 import { gql } from '../../helpers/graphql-client.js';
-import { REDIS_URL, isolatedEnv, waitFor } from '../../helpers/test-env.js';
+import { REDIS_URL, isolatedEnv, waitFor, testPool } from '../../helpers/test-env.js';
 
 const KEY = 'agk_roles-admin-key-000000000000000000000000000000';
 
@@ -21,7 +21,7 @@ describe('roles and stream partitions', () => {
       await startGateway(isolation.env({ ...env, ROLE: 'worker' })),
       await startGateway(isolation.env({ ...env, ROLE: 'worker' })),
     ];
-    const pool = new pg.Pool({ connectionString: isolation.databaseUrl, max: 2 });
+    const pool = testPool(isolation.databaseUrl, 2);
     const redis = new Redis(REDIS_URL);
     try {
       // A worker serves probes and metrics but no GraphQL.
