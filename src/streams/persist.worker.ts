@@ -18,14 +18,12 @@ const IDLE_BLOCK_MS = 500;
 
 export interface PersistWorkerDeps {
   readonly pool: pg.Pool;
-  /** Makes the dedicated connections the loops block on (one per partition). */
+  /** Makes the dedicated connection each loop blocks on (partitions × PERSIST_CONCURRENCY of them). */
   readonly connect: (name: string) => Redis;
   readonly keys: StreamKeys;
   readonly config: Pick<Config, 'persist'>;
   readonly logger: Logger;
   readonly metrics: Metrics;
-  /** Defaults to host-pid-random, unique per process so a restarted process never inherits entries silently. */
-  readonly consumerName?: string;
 }
 
 interface Parsed {
@@ -57,13 +55,17 @@ class Stopping extends Error {}
 export function createPersistWorker(deps: PersistWorkerDeps) {
   const { keys, config, metrics } = deps;
   const repository = new EventRepository(deps.pool);
-  const consumer = deps.consumerName ?? `${hostname()}-${process.pid}-${randomBytes(3).toString('hex')}`;
+  // Unique per process, so a restarted process never silently inherits a dead one's entries.
+  const consumer = `${hostname()}-${process.pid}-${randomBytes(3).toString('hex')}`;
   const log = deps.logger.child({ worker: 'persist', consumer });
   const connections: Redis[] = [];
   let running = false;
   let loops: Promise<void>[] = [];
   let lastCommitAt: number | undefined;
   let failingSince: number | undefined;
+
+  /** Capped exponential backoff: 100 ms, 200 ms, … up to PERSIST_RETRY_MAX_MS. */
+  const backoffMs = (attempt: number) => Math.min(config.persist.retryMaxMs, 100 * 2 ** Math.min(attempt, 20));
 
   async function readBatch(redis: Redis, stream: string, me: string): Promise<StreamEntry[]> {
     const { batchSize, batchWaitMs } = config.persist;
@@ -126,7 +128,7 @@ export function createPersistWorker(deps: PersistWorkerDeps) {
       } catch (err) {
         failingSince ??= Date.now();
         metrics.persistRetries.inc();
-        const delay = Math.min(config.persist.retryMaxMs, 100 * 2 ** Math.min(attempt, 20));
+        const delay = backoffMs(attempt);
         log.warn(
           { err, attempt, retryInMs: delay, events: items.length },
           'writing events to postgres failed; retrying',
@@ -196,14 +198,12 @@ export function createPersistWorker(deps: PersistWorkerDeps) {
       if (entries.length === 0) continue;
       log.info({ partition, entries: entries.length }, 'reclaimed pending entries of another consumer');
       // XAUTOCLAIM counts as a delivery; XPENDING tells how many this entry has had in all.
-      const pending = (await redis.xpending(
-        stream,
-        GROUP,
-        entries[0]![0],
-        entries.at(-1)![0],
-        entries.length,
-        me,
-      )) as [string, string, number, number][];
+      const pending = (await redis.xpending(stream, GROUP, entries[0]![0], entries.at(-1)![0], entries.length, me)) as [
+        string,
+        string,
+        number,
+        number,
+      ][];
       const deliveries = new Map(pending.map(([id, , , count]) => [id, count]));
       const tooMany: DeadLetter[] = [];
       const retry: StreamEntry[] = [];
@@ -261,13 +261,12 @@ export function createPersistWorker(deps: PersistWorkerDeps) {
         // Redis unreachable (or a bug): nothing was acknowledged; back off and read again.
         failures++;
         if (failures === 1 || failures % 20 === 0) log.warn({ err, partition }, 'persist loop failed; retrying');
-        await sleep(Math.min(config.persist.retryMaxMs, 100 * 2 ** Math.min(failures, 10)));
+        await sleep(backoffMs(failures));
       }
     }
   }
 
   return {
-    consumer,
     async start(): Promise<void> {
       running = true;
       loops = Array.from({ length: keys.partitions * config.persist.concurrency }, (_, i) =>
