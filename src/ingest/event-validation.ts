@@ -68,7 +68,9 @@ export function normalizeEvent(input: EventInputLike, receipt: ReceiptContext): 
     ok: true,
     event: {
       tenantId: receipt.tenantId,
-      id: uuidv7(),
+      // The id carries the event time (UUIDv7's 48-bit millisecond field), so event(id) finds its
+      // day's partition without an index on id.
+      id: uuidv7({ msecs: occurredAt }),
       type: input.type,
       userId,
       sessionId,

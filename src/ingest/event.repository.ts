@@ -11,23 +11,27 @@ type Queryable = Pick<pg.Pool, 'query'> | pg.PoolClient;
  * COMMIT: a redelivered event hits the primary key (same tenant, time and id) and is skipped, and
  * an event with a messageId is stored only if this statement claimed that messageId in
  * event_message_ids, so a retry of the event under a new id is skipped too.
+ *
+ * The same statement marks each (tenant, hour) it stored events in as dirty for the rollup
+ * refresher (src/analytics/rollup.refresher.ts): events and marker commit together or not at all,
+ * so no stored event can escape the rollups.
  */
 export class EventRepository {
   constructor(private readonly db: Queryable) {}
 
   /** Inserts the events not stored before; returns the ids this call stored. */
   async insert(events: readonly StreamEvent[]): Promise<Set<string>> {
-    const { rows } = await this.write(events, 'RETURNING id');
-    return new Set(rows.map((r) => r.id));
+    const { rows } = await this.write(events, 'ids');
+    return new Set(rows.map((r) => r.id!));
   }
 
   /** Inserts the events not stored before; returns how many this call stored (cheaper: no ids back). */
   async insertCount(events: readonly StreamEvent[]): Promise<number> {
-    return (await this.write(events, '')).rowCount ?? 0;
+    return (await this.write(events, 'count')).rows[0]?.stored ?? 0;
   }
 
-  private async write(events: readonly StreamEvent[], returning: 'RETURNING id' | '') {
-    if (events.length === 0) return { rows: [] as { id: string }[], rowCount: 0 };
+  private async write(events: readonly StreamEvent[], returning: 'ids' | 'count') {
+    if (events.length === 0) return { rows: [] as { id?: string; stored?: number }[] };
     const columns = {
       tenant: [] as string[],
       id: [] as string[],
@@ -52,7 +56,7 @@ export class EventRepository {
       columns.value.push(e.value);
       columns.properties.push(e.properties);
     }
-    return this.db.query<{ id: string }>(
+    return this.db.query<{ id?: string; stored?: number }>(
       `WITH input AS (
          SELECT * FROM unnest($1::uuid[], $2::uuid[], $3::text[], $4::text[], $5::text[], $6::text[],
                               $7::timestamptz[], $8::timestamptz[], $9::float8[], $10::jsonb[])
@@ -63,13 +67,22 @@ export class EventRepository {
          SELECT tenant_id, message_id, id FROM input WHERE message_id IS NOT NULL
          ON CONFLICT DO NOTHING
          RETURNING event_id
+       ),
+       stored AS (
+         INSERT INTO events (tenant_id, id, type, user_id, session_id, message_id, occurred_at, received_at, value, properties)
+         SELECT i.tenant_id, i.id, i.type, i.user_id, i.session_id, i.message_id, i.occurred_at, i.received_at, i.value, i.properties
+         FROM input i
+         WHERE i.message_id IS NULL OR i.id IN (SELECT event_id FROM claimed)
+         ON CONFLICT DO NOTHING
+         RETURNING tenant_id, id, occurred_at
+       ),
+       -- Ordered, so that concurrent writers lock the markers in the same order and never deadlock.
+       marked AS (
+         INSERT INTO rollup_dirty (tenant_id, hour)
+         SELECT DISTINCT tenant_id, date_trunc('hour', occurred_at, 'UTC') FROM stored ORDER BY 1, 2
+         ON CONFLICT (tenant_id, hour) DO UPDATE SET version = rollup_dirty.version + 1
        )
-       INSERT INTO events (tenant_id, id, type, user_id, session_id, message_id, occurred_at, received_at, value, properties)
-       SELECT i.tenant_id, i.id, i.type, i.user_id, i.session_id, i.message_id, i.occurred_at, i.received_at, i.value, i.properties
-       FROM input i
-       WHERE i.message_id IS NULL OR i.id IN (SELECT event_id FROM claimed)
-       ON CONFLICT DO NOTHING
-       ${returning}`,
+       ${returning === 'ids' ? 'SELECT id FROM stored' : 'SELECT count(*)::int AS stored FROM stored'}`,
       [
         columns.tenant,
         columns.id,

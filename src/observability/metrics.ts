@@ -8,6 +8,8 @@ import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom
 export function createMetrics() {
   const registry = new Registry();
   collectDefaultMetrics({ register: registry });
+  // Staleness is computed at scrape time, so it keeps growing while no refresh succeeds.
+  const rollupRefreshedAt = new Map<string, number>();
 
   return {
     registry,
@@ -119,6 +121,46 @@ export function createMetrics() {
     deadLetterLength: new Gauge({
       name: 'dead_letter_length',
       help: 'Entries waiting in the dead-letter streams (all partitions), sampled by the stream maintenance loop.',
+      registers: [registry],
+    }),
+
+    rollupRefreshDuration: new Histogram({
+      name: 'rollup_refresh_duration_seconds',
+      help: 'Duration of one rollup refresh round on the replica holding the refresh lock (all dirty hours of all tenants, up to the per-round cap); observed once per round.',
+      buckets: [0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120],
+      registers: [registry],
+    }),
+
+    rollupRefreshFailures: new Counter({
+      name: 'rollup_refresh_failures_total',
+      help: "Rollup refresh rounds, or one tenant's part of a round, that failed and left their hours dirty for the next round.",
+      registers: [registry],
+    }),
+
+    rollupDirtyHours: new Gauge({
+      name: 'rollup_dirty_hours',
+      help: '(tenant, hour) pairs with events not yet in the rollups, as read at the start of the last refresh round on this replica.',
+      registers: [registry],
+    }),
+
+    rollupStaleness: new Gauge({
+      name: 'rollup_staleness_seconds',
+      help: 'Age of the data in each rollup: seconds since the start of the last refresh round that caught up with every committed event. Computed at scrape time from the last refresh any replica recorded.',
+      labelNames: ['source'] as const,
+      registers: [registry],
+      collect() {
+        for (const [source, at] of rollupRefreshedAt) this.set({ source }, (Date.now() - at) / 1000);
+      },
+    }),
+
+    setRollupRefreshedAt(source: string, at: Date): void {
+      rollupRefreshedAt.set(source, at.getTime());
+    },
+
+    queryCacheRequests: new Counter({
+      name: 'query_cache_requests_total',
+      help: 'Statistics answers looked up in the Redis result cache, by query field and result: hit, miss (computed and stored), error (Redis failed; computed without the cache).',
+      labelNames: ['field', 'result'] as const,
       registers: [registry],
     }),
   };

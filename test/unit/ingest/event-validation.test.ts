@@ -14,6 +14,11 @@ function reject(input: Parameters<typeof normalizeEvent>[0]): string {
   return (result as { message: string }).message;
 }
 
+interface StreamEventLike {
+  id: string;
+  occurredAt: number;
+}
+
 describe('normalizeEvent', () => {
   it('accepts a full event and fixes its id and times', () => {
     const result = normalizeEvent(
@@ -34,13 +39,22 @@ describe('normalizeEvent', () => {
     assert.equal(result.event.properties, '{"plan":"pro"}');
   });
 
-  it('issues time-ordered ids', () => {
-    const ids = Array.from(
+  it('issues unique ids that carry the event time (UUIDv7 milliseconds), so ids sort by event time', () => {
+    const base = receipt.receivedAt - 10_000;
+    const events = Array.from(
       { length: 200 },
-      () => (normalizeEvent({ type: 't' }, receipt) as { event: { id: string } }).event.id,
+      (_, i) =>
+        (normalizeEvent({ type: 't', timestamp: new Date(base + i) }, receipt) as { event: StreamEventLike }).event,
     );
+    const ids = events.map((e) => e.id);
     assert.deepEqual([...ids].sort(), ids);
     assert.equal(new Set(ids).size, ids.length);
+    for (const e of events) assert.equal(parseInt(e.id.replace(/-/g, '').slice(0, 12), 16), e.occurredAt);
+    const sameMs = Array.from(
+      { length: 100 },
+      () => (normalizeEvent({ type: 't' }, receipt) as { event: StreamEventLike }).event.id,
+    );
+    assert.equal(new Set(sameMs).size, sameMs.length);
   });
 
   it('rejects each field outside the contract, with a message naming it', () => {
