@@ -55,6 +55,7 @@ const context: GatewayContext = {
   requestId: 'bench',
   logger: pino({ level: 'silent' }),
   services: { ingest: checksOnly } as unknown as Services,
+  analytics: null,
 };
 
 const steps = [

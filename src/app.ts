@@ -6,6 +6,9 @@ import { ApolloServerPluginLandingPageDisabled } from '@apollo/server/plugin/dis
 import { ApolloServerPluginLandingPageLocalDefault } from '@apollo/server/plugin/landingPage/default';
 import express from 'express';
 import { pinoHttp } from 'pino-http';
+import { AnalyticsService } from './analytics/analytics.service.js';
+import { createQueryCache } from './analytics/query-cache.js';
+import { createRollupRefresher } from './analytics/rollup.refresher.js';
 import { ApiKeyService } from './auth/api-key.service.js';
 import { createKeyVerifier } from './auth/key-verifier.js';
 import type { Config } from './config/config.js';
@@ -64,10 +67,12 @@ export async function createApp(config: Config, logger: Logger): Promise<App> {
     maxLength: config.streams.maxLength,
   });
   const ingest = new IngestService({ pool, redis, stream, config, metrics, logger });
+  const queryCache = createQueryCache({ redis, keyPrefix: config.redis.keyPrefix, metrics, logger }, config.queryCache);
   const services: Services = {
     apiKeys: new ApiKeyService(pool, redis, config.redis.keyPrefix, logger),
     ingest,
     deadLetters: createDeadLetterService(redis, keys, logger),
+    analytics: new AnalyticsService(pool, queryCache),
   };
   const keyVerifier = createKeyVerifier({ pool, subscriber: authSubscriber, config, logger, metrics });
   const partitions = createEventPartitionsWorker(
@@ -94,6 +99,18 @@ export async function createApp(config: Config, logger: Logger): Promise<App> {
       })
     : undefined;
 
+  // Every replica runs it; the advisory lock inside picks the one that refreshes.
+  const rollups = runsWorkers
+    ? createRollupRefresher(
+        { pool, logger, metrics },
+        {
+          intervalMs: config.rollups.refreshIntervalMs,
+          maxStalenessMs: config.rollups.maxStalenessMs,
+          onTenantRefreshed: (tenantId) => queryCache.invalidate(tenantId),
+        },
+      )
+    : undefined;
+
   const readiness = createReadiness({ pool, redis, metrics, timeoutMs: config.http.readyCheckTimeoutMs });
   // Reports rather than judges: with Redis down the "redis" check fails, and this one says what
   // that means for ingestion (degraded mode since when) instead of failing a second time.
@@ -102,6 +119,7 @@ export async function createApp(config: Config, logger: Logger): Promise<App> {
     persist: persist?.readiness() ?? null,
     partitions: redis.status === 'ready' ? await maintenance.inspectAll() : 'unknown: redis is unreachable',
   }));
+  if (rollups) readiness.register('rollups', async () => rollups.readiness());
 
   if (config.auth.bootstrapApiKey) await services.apiKeys.ensureBootstrapKey(config.auth.bootstrapApiKey);
   if (runsApi) await keyVerifier.start();
@@ -110,6 +128,7 @@ export async function createApp(config: Config, logger: Logger): Promise<App> {
     await persist.start();
     await maintenance.start();
   }
+  await rollups?.start();
 
   const expressApp = express();
   const httpServer = createServer(expressApp);
@@ -192,7 +211,13 @@ export async function createApp(config: Config, logger: Logger): Promise<App> {
         if (apollo) await apollo.stop();
         else await closeHttpServer(httpServer, config.http.shutdownGraceMs);
         // The persister finishes and acknowledges the batch it holds; the rest stays pending.
-        await Promise.all([partitions.stop(), keyVerifier.stop(), persist?.stop(), maintenance.stop()]);
+        await Promise.all([
+          partitions.stop(),
+          keyVerifier.stop(),
+          persist?.stop(),
+          maintenance.stop(),
+          rollups?.stop(),
+        ]);
         await Promise.all([closeRedis(redis), closeRedis(authSubscriber), pool.end()]);
       })()),
   };

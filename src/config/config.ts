@@ -65,6 +65,16 @@ const environmentSchema = z.object({
   PERSIST_RETRY_MAX_MS: int(10_000, 10, 600_000),
   // Consumer loops per partition in each worker process: overlapping round trips raises throughput.
   PERSIST_CONCURRENCY: int(2, 1, 16),
+  // Rollups are refreshed every ROLLUP_REFRESH_INTERVAL_MS by one replica; staleness beyond
+  // ROLLUP_MAX_STALENESS_MS is logged as an error on every round until it recovers.
+  ROLLUP_REFRESH_INTERVAL_MS: int(15_000, 100, 3_600_000),
+  ROLLUP_MAX_STALENESS_MS: int(60_000, 1_000, 86_400_000),
+  // Days of events kept; older day partitions and their rollup rows are dropped. 0 keeps all.
+  EVENT_RETENTION_DAYS: int(0, 0, 36_500),
+  QUERY_CACHE_ENABLED: flag(true),
+  QUERY_CACHE_TTL_REALTIME_S: int(5, 1, 86_400),
+  QUERY_CACHE_TTL_AGGREGATE_S: int(300, 1, 86_400),
+  QUERY_CACHE_TTL_CLOSED_S: int(3_600, 1, 7 * 86_400),
 });
 
 /** Every variable the gateway reads (the README's configuration table lists each of them). */
@@ -112,6 +122,19 @@ export const configSchema = environmentSchema.transform((env) => ({
     maxDeliveries: env.PERSIST_MAX_DELIVERIES,
     retryMaxMs: env.PERSIST_RETRY_MAX_MS,
     concurrency: env.PERSIST_CONCURRENCY,
+  },
+  rollups: {
+    refreshIntervalMs: env.ROLLUP_REFRESH_INTERVAL_MS,
+    maxStalenessMs: env.ROLLUP_MAX_STALENESS_MS,
+    retentionDays: env.EVENT_RETENTION_DAYS,
+  },
+  queryCache: {
+    enabled: env.QUERY_CACHE_ENABLED,
+    ttlS: {
+      realtime: env.QUERY_CACHE_TTL_REALTIME_S,
+      aggregate: env.QUERY_CACHE_TTL_AGGREGATE_S,
+      closed: env.QUERY_CACHE_TTL_CLOSED_S,
+    },
   },
 }));
 

@@ -13,6 +13,9 @@ export function createPool(config: Pick<Config, 'database'>, logger: Logger): pg
     connectionTimeoutMillis: 5_000,
     idleTimeoutMillis: 30_000,
     application_name: 'analytics-gateway',
+    // Day arithmetic in SQL (interval '1 day', generate_series) follows the session time zone;
+    // buckets and partitions are UTC days whatever the server's default.
+    options: '-c timezone=UTC',
   });
   // An idle client losing its connection emits here; without a listener it would crash the process.
   pool.on('error', (err) => logger.warn({ err }, 'idle postgres connection failed'));

@@ -1,3 +1,4 @@
+import type { AnalyticsScope, AnalyticsService } from '../analytics/analytics.service.js';
 import type { ApiKeyService } from '../auth/api-key.service.js';
 import type { IngestService } from '../ingest/ingest.service.js';
 import type { DeadLetterService } from '../streams/dead-letters.js';
@@ -9,6 +10,7 @@ export interface Services {
   readonly apiKeys: ApiKeyService;
   readonly ingest: IngestService;
   readonly deadLetters: DeadLetterService;
+  readonly analytics: AnalyticsService;
 }
 
 /**
@@ -21,4 +23,6 @@ export interface GatewayContext {
   readonly requestId: string;
   readonly logger: Logger;
   readonly services: Services;
+  /** The viewer's tenant and this request's DataLoaders; null without a viewer. */
+  readonly analytics: AnalyticsScope | null;
 }

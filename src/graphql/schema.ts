@@ -2,6 +2,9 @@ import 'reflect-metadata';
 import { GraphQLSchema, lexicographicSortSchema, printSchema } from 'graphql';
 import { fileURLToPath } from 'node:url';
 import { buildSchema } from 'type-graphql';
+import { EventResolver } from '../analytics/event.resolver.js';
+import { StatsResolver } from '../analytics/stats.resolver.js';
+import { UserConnectionResolver, UserResolver } from '../analytics/user.resolver.js';
 import { ApiKeyResolver } from '../auth/api-key.resolver.js';
 import { authChecker } from '../auth/auth-checker.js';
 import { ViewerResolver } from '../auth/viewer.resolver.js';
@@ -9,7 +12,15 @@ import { IngestResolver } from '../ingest/ingest.resolver.js';
 import { DateTimeScalar, JSONScalar, SafeIntScalar } from './scalars.js';
 
 /** Every resolver class of the public API; adding a capability means adding it here. */
-const RESOLVERS = [ViewerResolver, ApiKeyResolver, IngestResolver] as const;
+const RESOLVERS = [
+  ViewerResolver,
+  ApiKeyResolver,
+  IngestResolver,
+  EventResolver,
+  UserResolver,
+  UserConnectionResolver,
+  StatsResolver,
+] as const;
 
 /**
  * Builds the executable schema from the type-graphql classes. The contract's scalars are always

@@ -26,11 +26,14 @@ export function graphqlMiddleware(deps: GraphqlMiddlewareDeps): Router {
     expressMiddleware(deps.apollo, {
       context: async ({ req }: { req: Request }): Promise<GatewayContext> => {
         const token = parseBearerToken(req.headers.authorization);
+        const viewer = token === undefined ? null : await deps.keyVerifier.verify(token);
         return {
-          viewer: token === undefined ? null : await deps.keyVerifier.verify(token),
+          viewer,
           requestId: String(req.id),
           logger: req.log,
           services: deps.services,
+          // Fresh DataLoaders per request, bound to the key's tenant.
+          analytics: viewer ? deps.services.analytics.scope(viewer.tenantId) : null,
         };
       },
     }),

@@ -13,7 +13,12 @@ export interface TcpProxy {
  * A TCP proxy on 127.0.0.1 between the gateway and a real service, so a test can make Postgres
  * or Redis unreachable without touching the machine's services.
  */
-export async function createTcpProxy(targetPort: number, targetHost = '127.0.0.1'): Promise<TcpProxy> {
+export async function createTcpProxy(
+  targetPort: number,
+  targetHost = '127.0.0.1',
+  /** Sees every connection's client-to-service bytes, in order (to count what reaches the service). */
+  tap?: () => (chunk: Buffer) => void,
+): Promise<TcpProxy> {
   const open = new Set<Socket>();
   let isCut = false;
   const server: Server = createServer((client) => {
@@ -28,6 +33,7 @@ export async function createTcpProxy(targetPort: number, targetHost = '127.0.0.1
     };
     client.on('error', drop).on('close', drop);
     upstream.on('error', drop).on('close', drop);
+    if (tap) client.on('data', tap());
     client.pipe(upstream).pipe(client);
   });
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));

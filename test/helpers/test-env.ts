@@ -82,7 +82,7 @@ function isAlive(pid: number): boolean {
  * query still rejects and fails its test.
  */
 export function testPool(connectionString: string, max = 3): pg.Pool {
-  const pool = new pg.Pool({ connectionString, max });
+  const pool = new pg.Pool({ connectionString, max, options: '-c timezone=UTC' });
   pool.on('error', () => undefined);
   return pool;
 }

@@ -1,0 +1,150 @@
+import type pg from 'pg';
+
+type Queryable = Pick<pg.Pool, 'query'>;
+
+export interface EventRow {
+  readonly id: string;
+  readonly type: string;
+  readonly userId: string | null;
+  readonly sessionId: string | null;
+  readonly timestamp: Date;
+  readonly receivedAt: Date;
+  readonly value: number | null;
+  readonly properties: Record<string, unknown> | null;
+  /** occurred_at in epoch microseconds, exact (a Date keeps milliseconds only): the cursor's key. */
+  readonly timeUs: string;
+}
+
+export interface EventQuery {
+  readonly type?: string | null;
+  readonly userId?: string | null;
+  readonly sessionId?: string | null;
+  readonly from?: Date | null;
+  readonly to?: Date | null;
+  /** Keyset position: rows strictly older than (timeUs, id). */
+  readonly before?: { readonly timeUs: string; readonly id: string } | null;
+  readonly limit: number;
+}
+
+const COLUMNS = `id, type, user_id, session_id, occurred_at, received_at, value, properties,
+  (extract(epoch FROM occurred_at) * 1000000)::bigint::text AS time_us`;
+
+interface Row {
+  id: string;
+  type: string;
+  user_id: string | null;
+  session_id: string | null;
+  occurred_at: Date;
+  received_at: Date;
+  value: number | null;
+  properties: Record<string, unknown> | null;
+  time_us: string;
+}
+
+const toEvent = (r: Row): EventRow => ({
+  id: r.id,
+  type: r.type,
+  userId: r.user_id,
+  sessionId: r.session_id,
+  timestamp: r.occurred_at,
+  receivedAt: r.received_at,
+  value: r.value,
+  properties: r.properties,
+  timeUs: r.time_us,
+});
+
+/**
+ * Reads of the events table for the query API. Newest first everywhere: ORDER BY occurred_at DESC,
+ * id DESC, which the primary key (tenant_id, occurred_at, id) and the (tenant_id, user_id |
+ * type | session_id, occurred_at DESC) indexes serve as backward or forward index scans, merged
+ * across the day partitions the time range leaves.
+ */
+export class EventReadRepository {
+  constructor(private readonly db: Queryable) {}
+
+  /**
+   * Events by id. An id is a UUIDv7 whose first 48 bits are the event time in milliseconds, so
+   * the lookup is bounded to that millisecond range: Postgres prunes to one partition and probes
+   * its primary key.
+   */
+  async byIds(tenantId: string, ids: readonly string[]): Promise<EventRow[]> {
+    const times = ids.map(eventTimeOfId);
+    const { rows } = await this.db.query<Row>(
+      `SELECT ${COLUMNS} FROM events e
+       JOIN unnest($2::timestamptz[], $3::uuid[]) AS k(at, event_id)
+         ON e.occurred_at >= k.at AND e.occurred_at < k.at + interval '1 millisecond' AND e.id = k.event_id
+       WHERE e.tenant_id = $1 AND e.occurred_at >= $4 AND e.occurred_at < $5`,
+      [
+        tenantId,
+        times,
+        ids,
+        new Date(Math.min(...times.map((t) => t.getTime()))),
+        new Date(Math.max(...times.map((t) => t.getTime())) + 1),
+      ],
+    );
+    return rows.map(toEvent);
+  }
+
+  /** One page of events matching the filter (limit rows; ask for one more to learn hasNextPage). */
+  async page(tenantId: string, query: EventQuery): Promise<EventRow[]> {
+    const params: unknown[] = [tenantId];
+    const where = ['tenant_id = $1'];
+    const add = (sql: string, value: unknown) => {
+      params.push(value);
+      where.push(sql.replace('?', `$${params.length}`));
+    };
+    if (query.type) add('type = ?', query.type);
+    if (query.userId) add('user_id = ?', query.userId);
+    if (query.sessionId) add('session_id = ?', query.sessionId);
+    if (query.from) add('occurred_at >= ?', query.from);
+    if (query.to) add('occurred_at < ?', query.to);
+    if (query.before) {
+      params.push(query.before.timeUs, query.before.id);
+      where.push(
+        `(occurred_at, id) < (to_timestamp(0) + $${params.length - 1}::bigint * interval '1 microsecond', $${params.length}::uuid)`,
+      );
+    }
+    params.push(query.limit);
+    const { rows } = await this.db.query<Row>(
+      `SELECT ${COLUMNS} FROM events WHERE ${where.join(' AND ')}
+       ORDER BY occurred_at DESC, id DESC LIMIT $${params.length}`,
+      params,
+    );
+    return rows.map(toEvent);
+  }
+
+  /**
+   * The latest `perUser` events of each user, for all users in one statement: a LATERAL subquery
+   * per user walks (tenant_id, user_id, occurred_at DESC) and stops after `perUser` rows.
+   */
+  async latestByUsers(
+    tenantId: string,
+    userIds: readonly string[],
+    perUser: number,
+    type: string | null,
+  ): Promise<Map<string, EventRow[]>> {
+    const { rows } = await this.db.query<Row>(
+      `SELECT e.* FROM unnest($2::text[]) AS u(user_id)
+       CROSS JOIN LATERAL (
+         SELECT ${COLUMNS} FROM events
+         WHERE tenant_id = $1 AND user_id = u.user_id AND ($4::text IS NULL OR type = $4)
+         ORDER BY occurred_at DESC, id DESC LIMIT $3
+       ) e`,
+      [tenantId, userIds, perUser, type],
+    );
+    const byUser = new Map<string, EventRow[]>(userIds.map((u) => [u, []]));
+    for (const row of rows) byUser.get(row.user_id!)?.push(toEvent(row));
+    return byUser;
+  }
+}
+
+const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-7[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$/i;
+
+/** Whether an id can name an event at all (a UUIDv7); anything else is answered with null. */
+export function isEventId(id: string): boolean {
+  return UUID.test(id);
+}
+
+function eventTimeOfId(id: string): Date {
+  return new Date(parseInt(id.slice(0, 8) + id.slice(9, 13), 16));
+}

@@ -1,0 +1,48 @@
+import { Field, Float, ID, ObjectType } from 'type-graphql';
+import { DateTimeScalar, JSONScalar } from '../graphql/scalars.js';
+import { PageInfo } from './page-info.type.js';
+
+@ObjectType('Event', { description: 'One recorded event, as stored.' })
+export class Event {
+  @Field(() => ID, { description: 'A UUIDv7 that carries the event time.' })
+  id!: string;
+
+  @Field(() => String)
+  type!: string;
+
+  @Field(() => String, { nullable: true })
+  userId!: string | null;
+
+  @Field(() => String, { nullable: true })
+  sessionId!: string | null;
+
+  @Field(() => DateTimeScalar, { description: 'When it happened: the client timestamp, skew-corrected.' })
+  timestamp!: Date;
+
+  @Field(() => DateTimeScalar, { description: 'When the gateway received it.' })
+  receivedAt!: Date;
+
+  @Field(() => Float, { nullable: true })
+  value!: number | null;
+
+  @Field(() => JSONScalar, { nullable: true })
+  properties!: Record<string, unknown> | null;
+}
+
+@ObjectType('EventEdge')
+export class EventEdge {
+  @Field(() => String)
+  cursor!: string;
+
+  @Field(() => Event)
+  node!: Event;
+}
+
+@ObjectType('EventConnection', { description: 'A page of events, newest first.' })
+export class EventConnection {
+  @Field(() => [EventEdge])
+  edges!: EventEdge[];
+
+  @Field(() => PageInfo)
+  pageInfo!: PageInfo;
+}

@@ -1,0 +1,106 @@
+import { Field, Float, ObjectType } from 'type-graphql';
+import { DateTimeScalar, SafeIntScalar } from '../graphql/scalars.js';
+
+@ObjectType('EventTypeStats', { description: 'All-time totals of one event type (within retention).' })
+export class EventTypeStats {
+  @Field(() => String)
+  type!: string;
+
+  @Field(() => SafeIntScalar)
+  count!: number;
+
+  @Field(() => SafeIntScalar)
+  uniqueUsers!: number;
+
+  @Field(() => Float, { nullable: true, description: 'Mean of `value` over the events that carry one.' })
+  avgValue!: number | null;
+
+  @Field(() => DateTimeScalar)
+  firstSeen!: Date;
+
+  @Field(() => DateTimeScalar)
+  lastSeen!: Date;
+
+  @Field(() => DateTimeScalar, {
+    nullable: true,
+    description: 'The rollup holds every event committed before this time; null until its first refresh.',
+  })
+  asOf!: Date | null;
+}
+
+@ObjectType('DailyStats', { description: 'One UTC day of one event type, or of all types when type is null.' })
+export class DailyStats {
+  @Field(() => DateTimeScalar, { description: 'Start of the UTC day.' })
+  day!: Date;
+
+  @Field(() => String, { nullable: true })
+  type!: string | null;
+
+  @Field(() => SafeIntScalar)
+  totalEvents!: number;
+
+  @Field(() => SafeIntScalar)
+  uniqueUsers!: number;
+
+  @Field(() => Float, { nullable: true })
+  avgValue!: number | null;
+
+  @Field(() => DateTimeScalar, {
+    nullable: true,
+    description: 'The rollup holds every event committed before this time; null until its first refresh.',
+  })
+  asOf!: Date | null;
+}
+
+@ObjectType('MetricPoint', {
+  description: 'One bucket of a time series. Aggregates of `value` are null when no event of the bucket has one.',
+})
+export class MetricPoint {
+  @Field(() => DateTimeScalar, { description: 'Start of the bucket (UTC).' })
+  bucket!: Date;
+
+  @Field(() => SafeIntScalar)
+  count!: number;
+
+  @Field(() => SafeIntScalar)
+  uniqueUsers!: number;
+
+  @Field(() => Float, { nullable: true })
+  sum!: number | null;
+
+  @Field(() => Float, { nullable: true })
+  avg!: number | null;
+
+  @Field(() => Float, { nullable: true })
+  min!: number | null;
+
+  @Field(() => Float, { nullable: true })
+  max!: number | null;
+
+  @Field(() => Float, { nullable: true, description: 'Median of value (percentile_cont, exact).' })
+  p50!: number | null;
+
+  @Field(() => Float, { nullable: true })
+  p95!: number | null;
+
+  @Field(() => Float, { nullable: true })
+  p99!: number | null;
+
+  @Field(() => DateTimeScalar, {
+    nullable: true,
+    description: 'The rollup holds every event committed before this time; null until its first refresh.',
+  })
+  asOf!: Date | null;
+}
+
+@ObjectType('ViewFreshness', { description: 'How current one rollup is.' })
+export class ViewFreshness {
+  @Field(() => String, { description: 'The rollup table.' })
+  source!: string;
+
+  @Field(() => DateTimeScalar, { description: 'Every event committed before this time is in the rollup.' })
+  refreshedAt!: Date;
+
+  @Field(() => SafeIntScalar, { description: 'Milliseconds since refreshedAt, at the time of the answer.' })
+  stalenessMs!: number;
+}
