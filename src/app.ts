@@ -106,6 +106,7 @@ export async function createApp(config: Config, logger: Logger): Promise<App> {
         {
           intervalMs: config.rollups.refreshIntervalMs,
           maxStalenessMs: config.rollups.maxStalenessMs,
+          retentionDays: config.rollups.retentionDays,
           onTenantRefreshed: (tenantId) => queryCache.invalidate(tenantId),
         },
       )

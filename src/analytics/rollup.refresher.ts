@@ -1,4 +1,5 @@
 import type pg from 'pg';
+import { EventPartitionRepository } from '../ingest/event-partition.repository.js';
 import type { Logger } from '../observability/logger.js';
 import type { Metrics } from '../observability/metrics.js';
 import { type DirtyHour, RollupRepository, ROLLUP_SOURCES } from './rollup.repository.js';
@@ -15,6 +16,10 @@ export interface RollupRefresherOptions {
   readonly maxStalenessMs?: number;
   /** Dirty hours of one tenant folded in per round; the rest wait for the next. Default 168 (a week). */
   readonly maxHoursPerTenant?: number;
+  /** Days of events kept (EVENT_RETENTION_DAYS); 0 keeps everything. Default 0. */
+  readonly retentionDays?: number;
+  /** How often the refreshing replica applies retention. Default one hour. */
+  readonly retentionEveryMs?: number;
   /** Called after a tenant's new rollup rows have committed (the query cache drops its answers). */
   readonly onTenantRefreshed?: (tenantId: string) => Promise<void> | void;
 }
@@ -49,6 +54,8 @@ export function createRollupRefresher(
     intervalMs = 15_000,
     maxStalenessMs = 60_000,
     maxHoursPerTenant = 168,
+    retentionDays = 0,
+    retentionEveryMs = 3_600_000,
     onTenantRefreshed,
   }: RollupRefresherOptions = {},
 ) {
@@ -59,6 +66,7 @@ export function createRollupRefresher(
   let stopped = false;
   let lastRound: RefreshRound | undefined;
   let refreshedAt: Date | undefined;
+  let retainedAt = 0;
 
   async function refreshTenant(client: pg.PoolClient, tenantId: string, dirty: readonly DirtyHour[]): Promise<void> {
     const repository = new RollupRepository(client);
@@ -90,6 +98,29 @@ export function createRollupRefresher(
     }
   }
 
+  /**
+   * Drops the day partitions older than the retention and forgets their rollup rows. Runs under
+   * the refresh lock, so no round recomputes a tenant's users while their old days go.
+   */
+  async function applyRetention(client: pg.PoolClient): Promise<void> {
+    const cutoff = new Date(Math.floor(Date.now() / DAY_MS) * DAY_MS - retentionDays * DAY_MS);
+    const dropped = await new EventPartitionRepository(pool).dropBefore(cutoff);
+    const repository = new RollupRepository(client);
+    for (const tenantId of await repository.tenants()) {
+      await client.query('BEGIN');
+      try {
+        await repository.forgetBefore(tenantId, cutoff);
+        await client.query('COMMIT');
+      } catch (err) {
+        await client.query('ROLLBACK').catch(() => undefined);
+        throw err;
+      }
+      await onTenantRefreshed?.(tenantId);
+    }
+    retainedAt = Date.now();
+    if (dropped.length > 0) log.info({ dropped, cutoff }, 'dropped event partitions past EVENT_RETENTION_DAYS');
+  }
+
   async function round(client: pg.PoolClient): Promise<RefreshRound> {
     const started = performance.now();
     const { rows } = await client.query<{ now: Date }>('SELECT clock_timestamp() AS now');
@@ -114,6 +145,7 @@ export function createRollupRefresher(
         log.warn({ err, tenantId }, 'could not invalidate cached answers after a refresh'),
       );
     }
+    if (retentionDays > 0 && Date.now() - retainedAt >= retentionEveryMs) await applyRetention(client);
     const durationMs = performance.now() - started;
     const pending = failed || truncated.size > 0;
     if (!pending) {

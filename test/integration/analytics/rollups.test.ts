@@ -5,6 +5,7 @@ import { pino } from 'pino';
 import { createRollupRefresher } from '../../../src/analytics/rollup.refresher.js';
 import { loadConfig } from '../../../src/config/config.js';
 import { prepareDatabase } from '../../../src/db/prepare-database.js';
+import { EventPartitionRepository } from '../../../src/ingest/event-partition.repository.js';
 import { EventRepository } from '../../../src/ingest/event.repository.js';
 import { normalizeEvent } from '../../../src/ingest/event-validation.js';
 import type { StreamEvent } from '../../../src/ingest/stream-event.js';
@@ -174,6 +175,34 @@ describe('rollups', () => {
     assert.equal(first.pending, true);
     assert.equal(first.hours, 5);
     await refresher.catchUp();
+    await assertRollupsMatchEvents(pool);
+  });
+
+  it('drops day partitions past EVENT_RETENTION_DAYS and forgets their rollup rows', async () => {
+    const partitions = new EventPartitionRepository(pool);
+    await partitions.ensurePartitions(new Date(dayStart - 12 * DAY), new Date(dayStart - 9 * DAY));
+    await new EventRepository(pool).insert([
+      ...events(TENANTS[0]!, 400, dayStart - 12 * DAY, 3 * DAY, 7),
+      ...events(TENANTS[1]!, 100, dayStart - 11 * DAY, DAY, 8),
+    ]);
+    const refresher = createRollupRefresher({ pool, logger }, { retentionDays: 5 });
+    await refresher.catchUp();
+    const exists = async (day: number) =>
+      (
+        await pool.query('SELECT to_regclass($1) AS t', [
+          `events_${new Date(day).toISOString().slice(0, 10).replaceAll('-', '')}`,
+        ])
+      ).rows[0].t !== null;
+    for (const day of [12, 11, 10, 9]) assert.equal(await exists(dayStart - day * DAY), false, `day -${day} dropped`);
+    assert.equal(await exists(dayStart), true);
+    const { rows } = await pool.query('SELECT count(*)::int AS n FROM events WHERE occurred_at < $1', [
+      new Date(dayStart - 5 * DAY),
+    ]);
+    assert.equal(rows[0].n, 0);
+    const { rows: old } = await pool.query('SELECT count(*)::int AS n FROM rollup_hour WHERE bucket < $1', [
+      new Date(dayStart - 5 * DAY),
+    ]);
+    assert.equal(old[0].n, 0);
     await assertRollupsMatchEvents(pool);
   });
 });
