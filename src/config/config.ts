@@ -18,7 +18,7 @@ const int = (fallback: number, min: number, max: number) => z.coerce.number().in
 
 const postgresUrl = z
   .url({ protocol: /^postgres(ql)?$/, error: 'expected a postgres:// or postgresql:// URL' })
-  .refine((u) => new URL(u).pathname.length > 1, 'the URL must name a database');
+  .refine((u) => URL.canParse(u) && new URL(u).pathname.length > 1, 'the URL must name a database');
 
 const redisUrl = z.url({ protocol: /^rediss?$/, error: 'expected a redis:// or rediss:// URL' });
 

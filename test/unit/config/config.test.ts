@@ -55,5 +55,15 @@ describe('loadConfig', () => {
     assert.throws(() => loadConfig({ DATABASE_URL: 'postgres://postgres@127.0.0.1:5432' }), /DATABASE_URL/);
     assert.throws(() => loadConfig({ PORT: '70000' }), /PORT/);
     assert.throws(() => loadConfig({ REDIS_URL: 'http://127.0.0.1:6379' }), /REDIS_URL/);
+    // Not a URL at all: a ConfigError naming it, not a TypeError from the URL parser.
+    assert.throws(
+      () => loadConfig({ DATABASE_URL: 'nope', EVENT_RETENTION_DAYS: '-1' }),
+      (err: Error) => {
+        assert.equal(err.name, 'ConfigError');
+        assert.match(err.message, /DATABASE_URL/);
+        assert.match(err.message, /EVENT_RETENTION_DAYS/);
+        return true;
+      },
+    );
   });
 });
