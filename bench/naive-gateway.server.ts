@@ -19,8 +19,14 @@ import { SCHEMA_FILE } from '../src/graphql/schema.js';
  *   node naive-gateway.server.js <port> <databaseUrl> <tenantId>
  */
 const [port, databaseUrl, tenantId] = process.argv.slice(2) as [string, string, string];
+// Two pools as in the gateway: the event reads with generic plans (src/db/pool.ts).
 const pool = new pg.Pool({ connectionString: databaseUrl, max: 10, options: '-c timezone=UTC' });
-const events = new EventReadRepository(pool);
+const eventReadPool = new pg.Pool({
+  connectionString: databaseUrl,
+  max: 10,
+  options: '-c timezone=UTC -c plan_cache_mode=force_generic_plan',
+});
+const events = new EventReadRepository(eventReadPool);
 const users = new UserRepository(pool);
 
 const schema = buildSchema(readFileSync(SCHEMA_FILE, 'utf8'));
@@ -35,8 +41,8 @@ wire('Query', 'users', async (_root, args: { first?: number }) => {
 });
 wire('Query', 'user', (_root, args: { id: string }) => oneUser(args.id));
 wire('AnalyticsUser', 'events', async (user, args: { first?: number; type?: string }) => {
-  const byUser = await events.latestByUsers(tenantId, [(user as UserRow).id], args.first ?? 10, args.type ?? null);
-  return byUser.get((user as UserRow).id) ?? [];
+  const { id, lastSeen } = user as UserRow;
+  return (await events.latestByUsers(tenantId, [{ id, lastSeen }], args.first ?? 10, args.type ?? null)).get(id) ?? [];
 });
 wire('Event', 'user', (event) => ((event as EventRow).userId ? oneUser((event as EventRow).userId!) : null));
 

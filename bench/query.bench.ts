@@ -1,4 +1,5 @@
 import { spawn, type ChildProcess } from 'node:child_process';
+import { createHistogram } from 'node:perf_hooks';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { Redis } from 'ioredis';
@@ -218,6 +219,30 @@ async function measureSql(databaseUrl: string, run: (db: pg.Pool) => Promise<unk
   }
 }
 
+/**
+ * Plain SQL from one client, one statement after another: at least 3 runs and duration/4 seconds,
+ * so that statements slower than the loaded window still give a latency to compare.
+ */
+async function measureSqlAlone(databaseUrl: string, run: (db: pg.Pool) => Promise<unknown>): Promise<LoadResult> {
+  const db = new pg.Pool({ connectionString: databaseUrl, max: 1, options: '-c timezone=UTC' });
+  try {
+    const histogram = createHistogram();
+    const started = performance.now();
+    let requests = 0;
+    while (requests < 3 || performance.now() - started < (duration / 4) * 1000) {
+      const t = performance.now();
+      await run(db);
+      histogram.record(Math.max(1, Math.round((performance.now() - t) * 1000)));
+      requests++;
+    }
+    const at = (q: number) => histogram.percentile(q) / 1000;
+    const seconds = (performance.now() - started) / 1000;
+    return { requests, rps: requests / seconds, p50: at(50), p95: at(95), p99: at(99), errors: 0 };
+  } finally {
+    await db.end();
+  }
+}
+
 /** A plan in one line: node types (and indexes) from the top, and the execution time. */
 async function explain(db: pg.Pool, sql: string, params: unknown[]): Promise<string> {
   const { rows } = await db.query(`EXPLAIN (ANALYZE, FORMAT JSON) ${sql}`, params);
@@ -351,8 +376,8 @@ async function compareRefresh(databaseUrl: string, tenantId: string): Promise<vo
 async function explainAll(databaseUrl: string, p: Params): Promise<void> {
   const db = new pg.Pool({ connectionString: databaseUrl, max: 2, options: '-c timezone=UTC' });
   try {
-    const { rows } = await db.query<{ id: string; session_id: string; last_seen: string }>(
-      `SELECT e.id, e.session_id FROM events e WHERE e.tenant_id = $1 AND e.user_id = $2 AND e.session_id IS NOT NULL
+    const { rows } = await db.query<{ id: string; session_id: string; last_seen: Date }>(
+      `SELECT e.id, e.session_id, e.occurred_at AS last_seen FROM events e WHERE e.tenant_id = $1 AND e.user_id = $2 AND e.session_id IS NOT NULL
        ORDER BY occurred_at DESC LIMIT 1`,
       [p.tenantId, p.userId],
     );
@@ -374,7 +399,14 @@ async function explainAll(databaseUrl: string, p: Params): Promise<void> {
         [p.tenantId],
       ],
       [
-        "a user's latest events (user index, LATERAL)",
+        "a user's latest events, within a week of their last event (user index, LATERAL, run-time pruning)",
+        `SELECT e.* FROM unnest($2::text[], $3::timestamptz[]) u(user_id, since) CROSS JOIN LATERAL (SELECT id FROM events
+           WHERE tenant_id = $1 AND user_id = u.user_id AND occurred_at >= COALESCE(u.since, '-infinity')
+           ORDER BY occurred_at DESC, id DESC LIMIT 5) e`,
+        [p.tenantId, [p.userId], [new Date(sample.last_seen.getTime() - 7 * DAY)]],
+      ],
+      [
+        "a user's latest events, whole history (the fallback)",
         `SELECT e.* FROM unnest($2::text[]) u(user_id) CROSS JOIN LATERAL (SELECT id FROM events
            WHERE tenant_id = $1 AND user_id = u.user_id ORDER BY occurred_at DESC, id DESC LIMIT 5) e`,
         [p.tenantId, [p.userId]],
@@ -478,21 +510,37 @@ try {
       results.get(q.name)!.naive = (await measureHttp(`http://127.0.0.1:${naivePort}`, {}, q.graphql(params))).loaded;
     }
     await stop(naive);
-    for (const q of QUERIES)
+    for (const q of QUERIES) {
       results.get(q.name)!['plain SQL'] = await measureSql(databaseUrl, (db) => q.sql(db, params));
+      results.get(q.name)!['plain SQL, 1 client'] = await measureSqlAlone(databaseUrl, (db) => q.sql(db, params));
+    }
 
     console.log('');
     for (const q of QUERIES) {
       const r = results.get(q.name)!;
       console.log(`  ${q.name}`);
-      for (const label of ['uncached', 'cached', 'plain SQL', 'naive', 'uncached, 1 client', 'cached, 1 client']) {
+      for (const label of [
+        'uncached',
+        'cached',
+        'plain SQL',
+        'naive',
+        'uncached, 1 client',
+        'cached, 1 client',
+        'plain SQL, 1 client',
+      ]) {
         if (r[label]) console.log(row(label, r[label]));
       }
       const ratio = (a: LoadResult | undefined, b: LoadResult | undefined) =>
         a && b && b.rps > 0 ? `${(a.rps / b.rps).toFixed(1)}x` : 'n/a';
+      const faster = (slow: LoadResult | undefined, fast: LoadResult | undefined) =>
+        slow && fast && fast.p50 > 0 ? `${(slow.p50 / fast.p50).toFixed(1)}x` : 'n/a';
       console.log(
         `    throughput: uncached / plain SQL ${ratio(r.uncached, r['plain SQL'])}, cached / uncached ${ratio(r.cached, r.uncached)}` +
           (r.naive ? `, uncached / naive ${ratio(r.uncached, r.naive)}` : ''),
+      );
+      console.log(
+        `    1-client p50 speed-up: uncached over plain SQL ${faster(r['plain SQL, 1 client'], r['uncached, 1 client'])},` +
+          ` cached over uncached ${faster(r['uncached, 1 client'], r['cached, 1 client'])}`,
       );
     }
     console.log('');

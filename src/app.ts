@@ -61,6 +61,8 @@ export async function createApp(config: Config, logger: Logger): Promise<App> {
   await prepareDatabase(config, logger, { migrate: config.database.migrateOnStart });
 
   const pool = createPool(config, logger);
+  // Connections open on first use, so a worker-only process never opens one.
+  const eventReadPool = createPool(config, logger, { name: 'analytics-gateway-event-reads', genericPlans: true });
   const redis = createRedis(config, logger, { name: 'commands' });
   const authSubscriber = createRedis(config, logger, { name: 'auth-subscriber', queueWhileDisconnected: true });
 
@@ -75,7 +77,7 @@ export async function createApp(config: Config, logger: Logger): Promise<App> {
     apiKeys: new ApiKeyService(pool, redis, config.redis.keyPrefix, logger),
     ingest,
     deadLetters: createDeadLetterService(redis, keys, logger),
-    analytics: new AnalyticsService(pool, queryCache),
+    analytics: new AnalyticsService({ pool, eventReadPool }, queryCache),
   };
   const keyVerifier = createKeyVerifier({ pool, subscriber: authSubscriber, config, logger, metrics });
   const partitions = createEventPartitionsWorker(
@@ -225,7 +227,7 @@ export async function createApp(config: Config, logger: Logger): Promise<App> {
           maintenance.stop(),
           rollups?.stop(),
         ]);
-        await Promise.all([closeRedis(redis), closeRedis(authSubscriber), pool.end()]);
+        await Promise.all([closeRedis(redis), closeRedis(authSubscriber), pool.end(), eventReadPool.end()]);
       })()),
   };
 }

@@ -5,6 +5,8 @@ import type { UserRepository, UserRow } from './user.repository.js';
 
 export interface LatestEventsKey {
   readonly userId: string;
+  /** The user's last event time as the rollup knows it: narrows the search (not part of the key). */
+  readonly lastSeen?: Date | null;
   readonly first: number;
   readonly type: string | null;
 }
@@ -35,17 +37,20 @@ export function createAnalyticsLoaders(
     /** A user's latest events: one statement per distinct (first, type) among the keys of a tick. */
     latestEvents: new DataLoader<LatestEventsKey, EventRow[], string>(
       async (keys) => {
-        const groups = new Map<string, { first: number; type: string | null; userIds: string[] }>();
+        const groups = new Map<
+          string,
+          { first: number; type: string | null; users: { id: string; lastSeen: Date | null }[] }
+        >();
         for (const k of keys) {
           const id = `${k.first}\u0000${k.type ?? ''}`;
-          const group = groups.get(id) ?? { first: k.first, type: k.type, userIds: [] };
-          group.userIds.push(k.userId);
+          const group = groups.get(id) ?? { first: k.first, type: k.type, users: [] };
+          group.users.push({ id: k.userId, lastSeen: k.lastSeen ?? null });
           groups.set(id, group);
         }
         const results = new Map(
           await Promise.all(
             [...groups].map(
-              async ([id, g]) => [id, await events.latestByUsers(tenantId, g.userIds, g.first, g.type)] as const,
+              async ([id, g]) => [id, await events.latestByUsers(tenantId, g.users, g.first, g.type)] as const,
             ),
           ),
         );

@@ -57,11 +57,13 @@ export class AnalyticsService {
   private readonly stats: StatsRepository;
   private readonly rollups: RollupRepository;
 
+  /** `eventReadPool` serves the reads of the events table: a pool with generic plans (src/db/pool.ts). */
   constructor(
-    pool: pg.Pool,
+    pools: { readonly pool: pg.Pool; readonly eventReadPool: pg.Pool },
     private readonly cache: QueryCache,
   ) {
-    this.events = new EventReadRepository(pool);
+    const { pool } = pools;
+    this.events = new EventReadRepository(pools.eventReadPool);
     this.users = new UserRepository(pool);
     this.stats = new StatsRepository(pool);
     this.rollups = new RollupRepository(pool);
@@ -125,11 +127,16 @@ export class AnalyticsService {
 
   async userEvents(
     scope: AnalyticsScope,
-    userId: string,
+    user: UserRow,
     first: number | null,
     type: string | null,
   ): Promise<EventRow[]> {
-    return scope.loaders.latestEvents.load({ userId, first: pageSize(first, 10, MAX_USER_EVENTS), type });
+    return scope.loaders.latestEvents.load({
+      userId: user.id,
+      lastSeen: user.lastSeen,
+      first: pageSize(first, 10, MAX_USER_EVENTS),
+      type,
+    });
   }
 
   async eventUser(scope: AnalyticsScope, event: EventRow): Promise<UserRow | null> {

@@ -37,7 +37,7 @@ export class UserResolver {
     @Arg('type', () => String, { nullable: true }) type: string | null,
     @Ctx() ctx: GatewayContext,
   ) {
-    return ctx.services.analytics.userEvents(analyticsScope(ctx), user.id, first, type);
+    return ctx.services.analytics.userEvents(analyticsScope(ctx), user, first, type);
   }
 }
 

@@ -8,8 +8,9 @@ export interface PgStatementCounter extends TcpProxy {
 
 /**
  * A TCP proxy in front of Postgres that counts the statements clients send, read from the wire
- * protocol: each simple Query ('Q') and each extended-protocol Parse ('P') is one statement. The
- * count is what reached the server, whatever the client library or the gateway believe they sent.
+ * protocol: each simple Query ('Q') and each extended-protocol Execute ('E') is one statement (a
+ * named statement is parsed once per connection, then only bound and executed). The count is what
+ * reached the server, whatever the client library or the gateway believe they sent.
  */
 export async function createPgStatementCounter(port = 5432): Promise<PgStatementCounter> {
   let statements = 0;
@@ -32,7 +33,7 @@ export async function createPgStatementCounter(port = 5432): Promise<PgStatement
         const length = pending.readInt32BE(1);
         if (pending.length < 1 + length) return;
         const type = String.fromCharCode(pending[0]!);
-        if (type === 'Q' || type === 'P') statements++;
+        if (type === 'Q' || type === 'E') statements++;
         pending = pending.subarray(1 + length);
       }
     };
