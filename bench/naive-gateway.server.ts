@@ -19,14 +19,14 @@ import { SCHEMA_FILE } from '../src/graphql/schema.js';
  *   node naive-gateway.server.js <port> <databaseUrl> <tenantId>
  */
 const [port, databaseUrl, tenantId] = process.argv.slice(2) as [string, string, string];
-// Two pools as in the gateway: the event reads with generic plans (src/db/pool.ts).
+// Two pools as in the gateway: event reads that gain from generic plans get them (src/db/pool.ts).
 const pool = new pg.Pool({ connectionString: databaseUrl, max: 10, options: '-c timezone=UTC' });
 const eventReadPool = new pg.Pool({
   connectionString: databaseUrl,
   max: 10,
   options: '-c timezone=UTC -c plan_cache_mode=force_generic_plan',
 });
-const events = new EventReadRepository(eventReadPool);
+const events = new EventReadRepository(pool, eventReadPool);
 const users = new UserRepository(pool);
 
 const schema = buildSchema(readFileSync(SCHEMA_FILE, 'utf8'));

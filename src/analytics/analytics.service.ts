@@ -57,13 +57,13 @@ export class AnalyticsService {
   private readonly stats: StatsRepository;
   private readonly rollups: RollupRepository;
 
-  /** `eventReadPool` serves the reads of the events table: a pool with generic plans (src/db/pool.ts). */
+  /** `eventReadPool`, a pool with generic plans (src/db/pool.ts), serves the event reads that gain from them. */
   constructor(
     pools: { readonly pool: pg.Pool; readonly eventReadPool: pg.Pool },
     private readonly cache: QueryCache,
   ) {
     const { pool } = pools;
-    this.events = new EventReadRepository(pools.eventReadPool);
+    this.events = new EventReadRepository(pool, pools.eventReadPool);
     this.users = new UserRepository(pool);
     this.stats = new StatsRepository(pool);
     this.rollups = new RollupRepository(pool);

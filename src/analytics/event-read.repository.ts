@@ -68,29 +68,40 @@ const toEvent = (r: Row): EventRow => ({
  */
 export class EventReadRepository {
   /**
-   * `db` should be a pool made with `genericPlans` (src/db/pool.ts): every statement here is
-   * named, so each connection plans it once, and planning is most of what these cost.
+   * `db` plans each statement for its parameters. `planned` should be a pool made with
+   * `genericPlans` (src/db/pool.ts): the statements sent to it are named, so each connection
+   * plans them once, and planning is most of what they cost.
    */
-  constructor(private readonly db: Queryable) {}
+  constructor(
+    private readonly db: Queryable,
+    private readonly planned: Queryable = db,
+  ) {}
 
-  /** A named statement: the name follows the text, so each distinct text is prepared once per connection. */
+  /**
+   * A named statement on the generic-plan pool: the name follows the text, so each distinct text
+   * is prepared once per connection. Only for statements whose best plan does not depend on
+   * their values: an ORDER BY ... LIMIT walk, or a LATERAL subquery with a LIMIT (which the
+   * planner cannot flatten into a join).
+   */
   private run(text: string, values: unknown[]): Promise<pg.QueryResult<Row>> {
     let name = STATEMENT_NAMES.get(text);
     if (name === undefined) {
       name = `events_read_${createHash('sha1').update(text).digest('hex').slice(0, 20)}`;
       STATEMENT_NAMES.set(text, name);
     }
-    return this.db.query<Row>({ name, text, values });
+    return this.planned.query<Row>({ name, text, values });
   }
 
   /**
    * Events by id. An id is a UUIDv7 whose first 48 bits are the event time in milliseconds, so
    * the lookup is bounded to that millisecond range: Postgres prunes to one partition and probes
-   * its primary key.
+   * its primary key. Planned for its values, never generically: ids spread over months make a
+   * wide [$4, $5), and a generic plan (not knowing how wide) hash-joins the keys against a scan
+   * of every row in it, where a plan for the values probes the primary key once per id.
    */
   async byIds(tenantId: string, ids: readonly string[]): Promise<EventRow[]> {
     const times = ids.map(eventTimeOfId);
-    const { rows } = await this.run(
+    const { rows } = await this.db.query<Row>(
       `SELECT ${COLUMNS} FROM events e
        JOIN unnest($2::timestamptz[], $3::uuid[]) AS k(at, event_id)
          ON e.occurred_at >= k.at AND e.occurred_at < k.at + interval '1 millisecond' AND e.id = k.event_id

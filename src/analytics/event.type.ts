@@ -2,7 +2,13 @@ import { Field, Float, ID, ObjectType } from 'type-graphql';
 import { DateTimeScalar, JSONScalar } from '../graphql/scalars.js';
 import { PageInfo } from './page-info.type.js';
 
-@ObjectType('Event', { description: 'One recorded event, as stored.' })
+// simpleResolvers: the fields below are plain properties with no guard or middleware, so
+// graphql-js reads them directly rather than through type-graphql's per-field wrapper (a
+// week of hourly points is ~1,300 fields). Relations stay resolvers (user.resolver.ts, event.resolver.ts).
+@ObjectType('Event', {
+  simpleResolvers: true,
+  description: 'One recorded event, as stored.',
+})
 export class Event {
   @Field(() => ID, { description: 'A UUIDv7 that carries the event time.' })
   id!: string;
@@ -29,7 +35,7 @@ export class Event {
   properties!: Record<string, unknown> | null;
 }
 
-@ObjectType('EventEdge')
+@ObjectType('EventEdge', { simpleResolvers: true })
 export class EventEdge {
   @Field(() => String)
   cursor!: string;
@@ -38,7 +44,10 @@ export class EventEdge {
   node!: Event;
 }
 
-@ObjectType('EventConnection', { description: 'A page of events, newest first.' })
+@ObjectType('EventConnection', {
+  simpleResolvers: true,
+  description: 'A page of events, newest first.',
+})
 export class EventConnection {
   @Field(() => [EventEdge])
   edges!: EventEdge[];

@@ -1,7 +1,13 @@
 import { Field, Float, ObjectType } from 'type-graphql';
 import { DateTimeScalar, SafeIntScalar } from '../graphql/scalars.js';
 
-@ObjectType('EventTypeStats', { description: 'All-time totals of one event type (within retention).' })
+// simpleResolvers: the fields below are plain properties with no guard or middleware, so
+// graphql-js reads them directly rather than through type-graphql's per-field wrapper (a
+// week of hourly points is ~1,300 fields). Relations stay resolvers (user.resolver.ts, event.resolver.ts).
+@ObjectType('EventTypeStats', {
+  simpleResolvers: true,
+  description: 'All-time totals of one event type (within retention).',
+})
 export class EventTypeStats {
   @Field(() => String)
   type!: string;
@@ -28,7 +34,10 @@ export class EventTypeStats {
   asOf!: Date | null;
 }
 
-@ObjectType('DailyStats', { description: 'One UTC day of one event type, or of all types when type is null.' })
+@ObjectType('DailyStats', {
+  simpleResolvers: true,
+  description: 'One UTC day of one event type, or of all types when type is null.',
+})
 export class DailyStats {
   @Field(() => DateTimeScalar, { description: 'Start of the UTC day.' })
   day!: Date;
@@ -53,6 +62,7 @@ export class DailyStats {
 }
 
 @ObjectType('MetricPoint', {
+  simpleResolvers: true,
   description: 'One bucket of a time series. Aggregates of `value` are null when no event of the bucket has one.',
 })
 export class MetricPoint {
@@ -93,7 +103,10 @@ export class MetricPoint {
   asOf!: Date | null;
 }
 
-@ObjectType('ViewFreshness', { description: 'How current one rollup is.' })
+@ObjectType('ViewFreshness', {
+  simpleResolvers: true,
+  description: 'How current one rollup is.',
+})
 export class ViewFreshness {
   @Field(() => String, { description: 'The rollup table.' })
   source!: string;

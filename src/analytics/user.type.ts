@@ -2,7 +2,11 @@ import { Field, ID, ObjectType } from 'type-graphql';
 import { DateTimeScalar, SafeIntScalar } from '../graphql/scalars.js';
 import { PageInfo } from './page-info.type.js';
 
+// simpleResolvers: the fields below are plain properties with no guard or middleware, so
+// graphql-js reads them directly rather than through type-graphql's per-field wrapper (a
+// week of hourly points is ~1,300 fields). Relations stay resolvers (user.resolver.ts, event.resolver.ts).
 @ObjectType('AnalyticsUser', {
+  simpleResolvers: true,
   description: "One of the tenant's users (the userId events carry), with totals from the user rollup.",
 })
 export class AnalyticsUser {
@@ -22,7 +26,7 @@ export class AnalyticsUser {
   sessionCount!: number;
 }
 
-@ObjectType('UserEdge')
+@ObjectType('UserEdge', { simpleResolvers: true })
 export class UserEdge {
   @Field(() => String)
   cursor!: string;
@@ -31,7 +35,7 @@ export class UserEdge {
   node!: AnalyticsUser;
 }
 
-@ObjectType('UserConnection')
+@ObjectType('UserConnection', { simpleResolvers: true })
 export class UserConnection {
   @Field(() => [UserEdge])
   edges!: UserEdge[];
