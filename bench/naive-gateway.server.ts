@@ -41,8 +41,9 @@ wire('Query', 'users', async (_root, args: { first?: number }) => {
 });
 wire('Query', 'user', (_root, args: { id: string }) => oneUser(args.id));
 wire('AnalyticsUser', 'events', async (user, args: { first?: number; type?: string }) => {
-  const { id, lastSeen } = user as UserRow;
-  return (await events.latestByUsers(tenantId, [{ id, lastSeen }], args.first ?? 10, args.type ?? null)).get(id) ?? [];
+  const { id, firstSeen, lastSeen } = user as UserRow;
+  const seen = { first: firstSeen, last: lastSeen };
+  return (await events.latestByUsers(tenantId, [{ id, seen }], args.first ?? 10, args.type ?? null)).get(id) ?? [];
 });
 wire('Event', 'user', (event) => ((event as EventRow).userId ? oneUser((event as EventRow).userId!) : null));
 

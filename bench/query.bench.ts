@@ -243,21 +243,37 @@ async function measureSqlAlone(databaseUrl: string, run: (db: pg.Pool) => Promis
   }
 }
 
-/** A plan in one line: node types (and indexes) from the top, and the execution time. */
+/**
+ * A plan in one line: node types (and indexes) from the top, how many partition scans ran, and the
+ * planning and execution times. `generic`: planned as the gateway's event-read pool plans it
+ * (plan_cache_mode=force_generic_plan), where the gateway then reuses the plan on that connection.
+ */
 async function explain(db: pg.Pool, sql: string, params: unknown[]): Promise<string> {
   const { rows } = await db.query(`EXPLAIN (ANALYZE, FORMAT JSON) ${sql}`, params);
-  const plan = (rows[0]['QUERY PLAN'] as [{ Plan: PlanNode; 'Execution Time': number }])[0];
+  const plan = (rows[0]['QUERY PLAN'] as [{ Plan: PlanNode; 'Execution Time': number; 'Planning Time': number }])[0];
   const nodes: string[] = [];
+  let scans = 0;
+  let ran = 0;
   const walk = (n: PlanNode) => {
     nodes.push(n['Index Name'] ? `${n['Node Type']} (${n['Index Name']})` : n['Node Type']);
+    if (/^events_\d{8}$|^events_default$/.test(n['Relation Name'] ?? '')) {
+      scans++;
+      if ((n['Actual Loops'] ?? 0) > 0) ran++;
+    }
     for (const child of n.Plans ?? []) walk(child);
   };
   walk(plan.Plan);
-  const distinct = [...new Set(nodes)];
-  return `${distinct.slice(0, 6).join(' > ')}${distinct.length > 6 ? ' > …' : ''}; ${plan['Execution Time'].toFixed(2)} ms`;
+  const distinct = [...new Set(nodes.map((n) => n.replace(/events_\d{8}/g, 'events_<day>')))];
+  return (
+    `${distinct.slice(0, 6).join(' > ')}${distinct.length > 6 ? ' > …' : ''}; ` +
+    (scans > 0 ? `${ran} of ${scans} partition scans ran; ` : '') +
+    `planning ${plan['Planning Time'].toFixed(2)} ms, execution ${plan['Execution Time'].toFixed(2)} ms`
+  );
 }
 interface PlanNode {
   'Node Type': string;
+  'Relation Name'?: string;
+  'Actual Loops'?: number;
   'Index Name'?: string;
   Plans?: PlanNode[];
 }
@@ -285,9 +301,11 @@ async function prepareSize(size: number): Promise<{ databaseUrl: string; tenantI
   try {
     await db.query("INSERT INTO tenants (slug, name) VALUES ('demo', 'demo') ON CONFLICT (slug) DO NOTHING");
     const tenantId = (await db.query<{ id: string }>("SELECT id FROM tenants WHERE slug = 'demo'")).rows[0]!.id;
-    const { rows } = await db.query<{ n: number }>('SELECT count(*)::int AS n FROM events WHERE tenant_id = $1', [
-      tenantId,
-    ]);
+    // The seeded events alone: each run's refresh comparison adds its own (users bench-*).
+    const { rows } = await db.query<{ n: number }>(
+      "SELECT count(*)::int AS n FROM events WHERE tenant_id = $1 AND (user_id IS NULL OR user_id NOT LIKE 'bench-%')",
+      [tenantId],
+    );
     if (rows[0]!.n >= size && rows[0]!.n < size * 1.01) {
       console.log(
         `  reusing ${rows[0]!.n.toLocaleString()} seeded events in ${url.pathname.slice(1)} (--reseed to rebuild)`,
@@ -375,66 +393,86 @@ async function compareRefresh(databaseUrl: string, tenantId: string): Promise<vo
 
 async function explainAll(databaseUrl: string, p: Params): Promise<void> {
   const db = new pg.Pool({ connectionString: databaseUrl, max: 2, options: '-c timezone=UTC' });
+  const genericDb = new pg.Pool({
+    connectionString: databaseUrl,
+    max: 1,
+    options: '-c timezone=UTC -c plan_cache_mode=force_generic_plan',
+  });
   try {
-    const { rows } = await db.query<{ id: string; session_id: string; last_seen: Date }>(
-      `SELECT e.id, e.session_id, e.occurred_at AS last_seen FROM events e WHERE e.tenant_id = $1 AND e.user_id = $2 AND e.session_id IS NOT NULL
+    const { rows } = await db.query<{ id: string; session_id: string }>(
+      `SELECT e.id, e.session_id FROM events e WHERE e.tenant_id = $1 AND e.user_id = $2 AND e.session_id IS NOT NULL
        ORDER BY occurred_at DESC LIMIT 1`,
       [p.tenantId, p.userId],
     );
     const sample = rows[0]!;
-    const plans: [string, string, unknown[]][] = [
-      [
-        'timeseries (rollup_hour pkey)',
-        `SELECT * FROM rollup_hour WHERE tenant_id = $1 AND type = '' AND bucket >= $2 AND bucket < $3`,
-        [p.tenantId, p.from7d, p.to],
-      ],
-      [
-        'users page (last_seen index)',
-        `SELECT * FROM rollup_user WHERE tenant_id = $1 ORDER BY last_seen DESC, user_id DESC LIMIT 101`,
-        [p.tenantId],
-      ],
-      [
-        'users by event count (events index)',
-        `SELECT * FROM rollup_user WHERE tenant_id = $1 ORDER BY events DESC, user_id DESC LIMIT 101`,
-        [p.tenantId],
-      ],
-      [
-        "a user's latest events, within a week of their last event (user index, LATERAL, run-time pruning)",
-        `SELECT e.* FROM unnest($2::text[], $3::timestamptz[]) u(user_id, since) CROSS JOIN LATERAL (SELECT id FROM events
-           WHERE tenant_id = $1 AND user_id = u.user_id AND occurred_at >= COALESCE(u.since, '-infinity')
-           ORDER BY occurred_at DESC, id DESC LIMIT 5) e`,
-        [p.tenantId, [p.userId], [new Date(sample.last_seen.getTime() - 7 * DAY)]],
-      ],
-      [
-        "a user's latest events, whole history (the fallback)",
-        `SELECT e.* FROM unnest($2::text[]) u(user_id) CROSS JOIN LATERAL (SELECT id FROM events
-           WHERE tenant_id = $1 AND user_id = u.user_id ORDER BY occurred_at DESC, id DESC LIMIT 5) e`,
-        [p.tenantId, [p.userId]],
-      ],
-      [
-        'event(id) (pkey, one partition)',
-        `SELECT * FROM events WHERE tenant_id = $1 AND id = $2 AND occurred_at >= $3 AND occurred_at < $3::timestamptz + interval '1 millisecond'`,
-        [p.tenantId, sample.id, new Date(parseInt(sample.id.slice(0, 8) + sample.id.slice(9, 13), 16))],
-      ],
-      [
-        'events by session (session index)',
-        `SELECT id FROM events WHERE tenant_id = $1 AND session_id = $2 ORDER BY occurred_at DESC, id DESC LIMIT 101`,
-        [p.tenantId, sample.session_id],
-      ],
-      [
-        'events by type (type index)',
-        `SELECT id FROM events WHERE tenant_id = $1 AND type = 'purchase' ORDER BY occurred_at DESC, id DESC LIMIT 101`,
-        [p.tenantId],
-      ],
-      [
-        'events newest first (pkey backward)',
-        `SELECT id FROM events WHERE tenant_id = $1 ORDER BY occurred_at DESC, id DESC LIMIT 101`,
-        [p.tenantId],
-      ],
+    const seen = await db.query<{ last_seen: Date }>(
+      'SELECT last_seen FROM rollup_user WHERE tenant_id = $1 AND user_id = $2',
+      [p.tenantId, p.userId],
+    );
+    // The statement of EventReadRepository.latestSince, once with a week's window, once without.
+    const latest = `SELECT e.* FROM unnest($2::text[], $5::timestamptz[]) AS u(user_id, since)
+       CROSS JOIN LATERAL (SELECT id FROM events
+         WHERE tenant_id = $1 AND user_id = u.user_id AND occurred_at >= COALESCE(u.since, '-infinity')
+           AND ($4::text IS NULL OR type = $4)
+         ORDER BY occurred_at DESC, id DESC LIMIT $3) e`;
+    const plans: { name: string; sql: string; params: unknown[]; generic?: boolean }[] = [
+      {
+        name: 'timeseries (rollup_hour pkey)',
+        sql: `SELECT * FROM rollup_hour WHERE tenant_id = $1 AND type = '' AND bucket >= $2 AND bucket < $3`,
+        params: [p.tenantId, p.from7d, p.to],
+      },
+      {
+        name: 'users page (last_seen index)',
+        sql: `SELECT * FROM rollup_user WHERE tenant_id = $1 ORDER BY last_seen DESC, user_id DESC LIMIT 101`,
+        params: [p.tenantId],
+      },
+      {
+        name: 'users by event count (events index)',
+        sql: `SELECT * FROM rollup_user WHERE tenant_id = $1 ORDER BY events DESC, user_id DESC LIMIT 101`,
+        params: [p.tenantId],
+      },
+      {
+        name: "a user's latest events, the week before their last event (user index, LATERAL)",
+        sql: latest,
+        params: [p.tenantId, [p.userId], 20, null, [new Date(seen.rows[0]!.last_seen.getTime() - 7 * DAY)]],
+        generic: true,
+      },
+      {
+        name: "a user's latest events, whole history (the fallback)",
+        sql: latest,
+        params: [p.tenantId, [p.userId], 20, null, [null]],
+        generic: true,
+      },
+      {
+        name: 'event(id) (pkey, one partition)',
+        sql: `SELECT * FROM events WHERE tenant_id = $1 AND id = $2 AND occurred_at >= $3 AND occurred_at < $3::timestamptz + interval '1 millisecond'`,
+        params: [p.tenantId, sample.id, new Date(parseInt(sample.id.slice(0, 8) + sample.id.slice(9, 13), 16))],
+      },
+      {
+        name: 'events by session (session index)',
+        sql: `SELECT id FROM events WHERE tenant_id = $1 AND session_id = $2 ORDER BY occurred_at DESC, id DESC LIMIT 101`,
+        params: [p.tenantId, sample.session_id],
+        generic: true,
+      },
+      {
+        name: 'events by type (type index)',
+        sql: `SELECT id FROM events WHERE tenant_id = $1 AND type = $2 ORDER BY occurred_at DESC, id DESC LIMIT 101`,
+        params: [p.tenantId, 'purchase'],
+        generic: true,
+      },
+      {
+        name: 'events newest first (pkey backward)',
+        sql: `SELECT id FROM events WHERE tenant_id = $1 ORDER BY occurred_at DESC, id DESC LIMIT 101`,
+        params: [p.tenantId],
+        generic: true,
+      },
     ];
-    for (const [name, sql, params] of plans) console.log(`  EXPLAIN ${name}: ${await explain(db, sql, params)}`);
+    for (const q of plans) {
+      const summary = await explain(q.generic ? genericDb : db, q.sql, q.params);
+      console.log(`  EXPLAIN ${q.name}${q.generic ? ' [generic plan]' : ''}: ${summary}`);
+    }
   } finally {
-    await db.end();
+    await Promise.all([db.end(), genericDb.end()]);
   }
 }
 

@@ -1,12 +1,12 @@
 import DataLoader from 'dataloader';
-import type { EventReadRepository, EventRow } from './event-read.repository.js';
+import type { EventReadRepository, EventRow, UserSeen } from './event-read.repository.js';
 import type { Freshness, RollupRepository } from './rollup.repository.js';
 import type { UserRepository, UserRow } from './user.repository.js';
 
 export interface LatestEventsKey {
   readonly userId: string;
-  /** The user's last event time as the rollup knows it: narrows the search (not part of the key). */
-  readonly lastSeen?: Date | null;
+  /** The user's first and last event times as the rollup knows them: narrow the search (not part of the key). */
+  readonly seen?: UserSeen | null;
   readonly first: number;
   readonly type: string | null;
 }
@@ -39,12 +39,12 @@ export function createAnalyticsLoaders(
       async (keys) => {
         const groups = new Map<
           string,
-          { first: number; type: string | null; users: { id: string; lastSeen: Date | null }[] }
+          { first: number; type: string | null; users: { id: string; seen: UserSeen | null }[] }
         >();
         for (const k of keys) {
           const id = `${k.first}\u0000${k.type ?? ''}`;
           const group = groups.get(id) ?? { first: k.first, type: k.type, users: [] };
-          group.users.push({ id: k.userId, lastSeen: k.lastSeen ?? null });
+          group.users.push({ id: k.userId, seen: k.seen ?? null });
           groups.set(id, group);
         }
         const results = new Map(

@@ -133,7 +133,7 @@ export class AnalyticsService {
   ): Promise<EventRow[]> {
     return scope.loaders.latestEvents.load({
       userId: user.id,
-      lastSeen: user.lastSeen,
+      seen: { first: user.firstSeen, last: user.lastSeen },
       first: pageSize(first, 10, MAX_USER_EVENTS),
       type,
     });

@@ -42,6 +42,12 @@ interface Row {
   time_us: string;
 }
 
+/** When the user rollup saw a user's first and last events. */
+export interface UserSeen {
+  readonly first: Date;
+  readonly last: Date;
+}
+
 /** How far before a user's last known event latestByUsers looks first. */
 const RECENT_WINDOW_MS = 7 * 86_400_000;
 
@@ -151,26 +157,29 @@ export class EventReadRepository {
    *
    * Each day partition has its own index, and a newest-first walk opens every one of them (Merge
    * Append) before it returns a row: ~100 index probes per user at 90 days. When the caller knows
-   * a user's last event time (the rollup's `lastSeen`; events after it are still found), the walk
-   * starts at `occurred_at >= lastSeen - RECENT_WINDOW_MS`, which the generic plan prunes per
-   * user to the last few partitions; the users that window leaves short of `perUser` rows are
-   * read again over their whole history, in one more statement.
+   * when a user was first and last seen (the user rollup), the walk starts at `occurred_at >=
+   * last - RECENT_WINDOW_MS` (events after `last` are still found), which the generic plan prunes
+   * per user to the last few partitions. Only users that window leaves short of `perUser` rows
+   * and that had events before it (`first` is older) are read again over their whole history, in
+   * one more statement. So a late event stamped before the window of a user whose known history
+   * fits in it shows here once the refresher has folded it into the rollup, as it does in the
+   * user's totals.
    */
   async latestByUsers(
     tenantId: string,
-    users: readonly { readonly id: string; readonly lastSeen?: Date | null }[],
+    users: readonly { readonly id: string; readonly seen?: UserSeen | null }[],
     perUser: number,
     type: string | null,
   ): Promise<Map<string, EventRow[]>> {
-    const since = (u: { lastSeen?: Date | null }) =>
-      u.lastSeen ? new Date(u.lastSeen.getTime() - RECENT_WINDOW_MS) : null;
+    const since = (seen: UserSeen | null | undefined) =>
+      seen ? new Date(seen.last.getTime() - RECENT_WINDOW_MS) : null;
     const byUser = await this.latestSince(
       tenantId,
-      users.map((u) => ({ id: u.id, since: since(u) })),
+      users.map((u) => ({ id: u.id, since: since(u.seen) })),
       perUser,
       type,
     );
-    const short = users.filter((u) => u.lastSeen && byUser.get(u.id)!.length < perUser);
+    const short = users.filter((u) => u.seen && u.seen.first < since(u.seen)! && byUser.get(u.id)!.length < perUser);
     if (short.length > 0) {
       const whole = await this.latestSince(
         tenantId,
