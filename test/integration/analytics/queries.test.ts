@@ -102,7 +102,12 @@ describe('analytics queries', () => {
     url.port = String(counter.port);
     url.hostname = '127.0.0.1';
     counted = await startGateway(
-      isolation.env({ ROLE: 'api', DATABASE_URL: url.toString(), MIGRATE_ON_START: 'false' }),
+      isolation.env({
+        ROLE: 'api',
+        DATABASE_URL: url.toString(),
+        MIGRATE_ON_START: 'false',
+        QUERY_CACHE_ENABLED: 'false',
+      }),
     );
   });
   after(async () => {
@@ -452,6 +457,56 @@ describe('analytics queries', () => {
     for (const f of fresh.data!.freshness)
       assert.ok(f.stalenessMs >= 0 && f.stalenessMs < 10_000, String(f.stalenessMs));
     assert.ok((await metric(gateway.url, 'rollup_staleness_seconds{source="rollup_day"}')) < 10);
+  });
+
+  it('keeps answers for 5 s, 5 min or 1 h by how much their data still moves, and not at all when off', async () => {
+    const keysOf = async (field: string) =>
+      new Set(await redis.keys(`${isolation.redisKeyPrefix}qc:{${tenantA}}:${field}:*`));
+    const ttlOfNew = async (field: string, before: Set<string>) => {
+      const added = [...(await keysOf(field))].filter((k) => !before.has(k));
+      assert.equal(added.length, 1, `${field}: ${added.length} new cache entries`);
+      return redis.ttl(added[0]!);
+    };
+    const now = Date.now();
+    let before = await keysOf('timeseries');
+    await gql(gateway.url, TimeseriesDocument, {
+      key: readerA,
+      variables: { interval: 'MINUTE', from: new Date(now - HOUR).toISOString(), to: new Date(now).toISOString() },
+    });
+    const realtime = await ttlOfNew('timeseries', before);
+    assert.ok(realtime > 0 && realtime <= 5, `realtime TTL ${realtime}`);
+
+    before = await keysOf('dailyStats');
+    const closedTo = new Date(Math.floor(now / DAY) * DAY - DAY);
+    await gql(gateway.url, DailyStatsDocument, {
+      key: readerA,
+      variables: { from: new Date(closedTo.getTime() - 7 * DAY).toISOString(), to: closedTo.toISOString() },
+    });
+    const closed = await ttlOfNew('dailyStats', before);
+    assert.ok(closed > 300 && closed <= 3600, `closed-days TTL ${closed}`);
+
+    before = await keysOf('timeseries');
+    await gql(gateway.url, TimeseriesDocument, {
+      key: readerA,
+      variables: {
+        interval: 'HOUR',
+        from: new Date(now - 5 * HOUR).toISOString(),
+        to: new Date(Math.floor(now / HOUR) * HOUR - HOUR).toISOString(),
+      },
+    });
+    const aggregate = await ttlOfNew('timeseries', before);
+    // A range that ended within today's first hour counts as closed days.
+    if (now % DAY >= 2 * HOUR) assert.ok(aggregate > 5 && aggregate <= 300, `aggregate TTL ${aggregate}`);
+
+    // QUERY_CACHE_ENABLED=false (the counted gateway): every answer is computed, nothing is kept.
+    before = await keysOf('eventTypes');
+    for (const round of [1, 2]) {
+      counter.reset();
+      const res = await gql(counted.url, EventTypesDocument, { key: readerA, variables: { first: 3 } });
+      assert.equal(res.errors, undefined);
+      assert.ok(counter.count() >= 1, `round ${round}: eventTypes reached Postgres ${counter.count()} times`);
+    }
+    assert.deepEqual(await keysOf('eventTypes'), before);
   });
 
   it('needs analytics:read', async () => {
