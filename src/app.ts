@@ -30,6 +30,8 @@ import { createDeadLetterService } from './streams/dead-letters.js';
 import { createEventStream } from './streams/event-stream.js';
 import { createPersistWorker } from './streams/persist.worker.js';
 import { createStreamMaintenanceWorker } from './streams/stream-maintenance.worker.js';
+import { createAggregateWorker } from './realtime/aggregate.worker.js';
+import { createWindowStore } from './realtime/window-store.js';
 import { createStreamKeys } from './streams/stream-keys.js';
 import type { Logger } from './observability/logger.js';
 import { createMetrics } from './observability/metrics.js';
@@ -104,6 +106,15 @@ export async function createApp(config: Config, logger: Logger): Promise<App> {
       })
     : undefined;
 
+  // The live windows: counted by every worker replica, merged in Redis (any replica reads them).
+  const windows = createWindowStore(redis, keys, { graceMs: config.realtime.graceMs });
+  const aggregate = runsWorkers
+    ? createAggregateWorker(
+        { connect: (name) => createRedis(config, logger, { name }), keys, store: windows, logger, metrics },
+        { claimIdleMs: config.realtime.claimIdleMs },
+      )
+    : undefined;
+
   // Every replica runs it; the advisory lock inside picks the one that refreshes.
   const rollups = runsWorkers
     ? createRollupRefresher(
@@ -123,6 +134,7 @@ export async function createApp(config: Config, logger: Logger): Promise<App> {
   readiness.register('streams', async () => ({
     ingestDegradedSince: ingest.degradedSinceDate() ?? null,
     persist: persist?.readiness() ?? null,
+    aggregate: aggregate?.readiness() ?? null,
     partitions: redis.status === 'ready' ? await maintenance.inspectAll() : 'unknown: redis is unreachable',
   }));
   if (rollups) readiness.register('rollups', async () => rollups.readiness());
@@ -132,6 +144,7 @@ export async function createApp(config: Config, logger: Logger): Promise<App> {
   await partitions.start();
   if (persist) {
     await persist.start();
+    await aggregate?.start();
     await maintenance.start();
   }
   await rollups?.start();
@@ -224,6 +237,7 @@ export async function createApp(config: Config, logger: Logger): Promise<App> {
           partitions.stop(),
           keyVerifier.stop(),
           persist?.stop(),
+          aggregate?.stop(),
           maintenance.stop(),
           rollups?.stop(),
         ]);

@@ -71,6 +71,10 @@ const environmentSchema = z.object({
   ROLLUP_MAX_STALENESS_MS: int(60_000, 1_000, 86_400_000),
   // Days of events kept; older day partitions and their rollup rows are dropped. 0 keeps all.
   EVENT_RETENTION_DAYS: int(0, 0, 36_500),
+  // Live windows: events count in a window until it has been closed this long; later ones are
+  // persisted and counted in late_events_total instead.
+  REALTIME_WINDOW_GRACE_MS: int(30_000, 0, 3_600_000),
+  AGGREGATE_CLAIM_IDLE_MS: int(10_000, 100, 3_600_000),
   QUERY_CACHE_ENABLED: flag(true),
   QUERY_CACHE_TTL_REALTIME_S: int(5, 1, 86_400),
   QUERY_CACHE_TTL_AGGREGATE_S: int(300, 1, 86_400),
@@ -128,6 +132,7 @@ export const configSchema = environmentSchema.transform((env) => ({
     maxStalenessMs: env.ROLLUP_MAX_STALENESS_MS,
     retentionDays: env.EVENT_RETENTION_DAYS,
   },
+  realtime: { graceMs: env.REALTIME_WINDOW_GRACE_MS, claimIdleMs: env.AGGREGATE_CLAIM_IDLE_MS },
   queryCache: {
     enabled: env.QUERY_CACHE_ENABLED,
     ttlS: {

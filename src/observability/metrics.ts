@@ -163,6 +163,26 @@ export function createMetrics() {
       labelNames: ['field', 'result'] as const,
       registers: [registry],
     }),
+
+    eventsAggregated: new Counter({
+      name: 'events_aggregated_total',
+      help: 'Stream entries the aggregate consumer group counted into the live windows and acknowledged, in one script per batch.',
+      registers: [registry],
+    }),
+
+    lateEvents: new Counter({
+      name: 'late_events_total',
+      help: 'Events that arrived after their window (by length) had closed and its grace period had passed: persisted, but not counted in that live window.',
+      labelNames: ['window'] as const,
+      registers: [registry],
+    }),
+
+    aggregateBatchDuration: new Histogram({
+      name: 'aggregate_batch_duration_seconds',
+      help: 'Time to count one batch of stream entries into the live windows (decode, script, acknowledge); observed once per batch.',
+      buckets: [0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5],
+      registers: [registry],
+    }),
   };
 }
 

@@ -8,11 +8,18 @@ export interface StreamKeys {
   stream(partition: number): string;
   deadLetters(partition: number): string;
   dedupe(partition: number, tenantId: string, messageId: string): string;
+  /**
+   * A live window's state as this partition's aggregate consumers counted it (a hash; its unique
+   * users are the HyperLogLog at `<key>:u`). Under the partition's hash tag, so one script updates
+   * the windows and acknowledges the entries atomically; readers merge the partitions.
+   * `type` null: all of the tenant's events (`*`, which no event type can be).
+   */
+  window(partition: number, tenantId: string, window: string, start: number, type: string | null): string;
   /** The partition of an event: stable per (tenant, routing key), so a messageId always meets its dedupe key. */
   partitionOf(tenantId: string, routingKey: string): number;
 }
 
-export const CONSUMER_GROUPS = { persist: 'persist' } as const;
+export const CONSUMER_GROUPS = { persist: 'persist', aggregate: 'aggregate' } as const;
 
 export function createStreamKeys(prefix: string, partitions: number): StreamKeys {
   const tag = (partition: number) => `${prefix}{events:${partition}}`;
@@ -21,6 +28,8 @@ export function createStreamKeys(prefix: string, partitions: number): StreamKeys
     stream: (partition) => tag(partition),
     deadLetters: (partition) => `${tag(partition)}:dead`,
     dedupe: (partition, tenantId, messageId) => `${tag(partition)}:dedupe:${tenantId}:${messageId}`,
+    window: (partition, tenantId, window, start, type) =>
+      `${tag(partition)}:window:${tenantId}:${window}:${start}:${type ?? '*'}`,
     partitionOf: (tenantId, routingKey) => (partitions === 1 ? 0 : fnv1a(`${tenantId}:${routingKey}`) % partitions),
   };
 }

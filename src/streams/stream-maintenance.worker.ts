@@ -17,7 +17,6 @@ export interface PartitionState {
 }
 
 /** Groups whose unread and unacknowledged entries must survive trimming. */
-const REQUIRED_GROUPS: readonly string[] = [CONSUMER_GROUPS.persist];
 /** A consumer idle this long with nothing pending is a process that is gone (each start takes a new name). */
 const FORGET_CONSUMER_AFTER_MS = 60 * 60_000;
 
@@ -36,8 +35,11 @@ export function createStreamMaintenanceWorker(deps: {
   metrics: Metrics;
   logger: Logger;
   intervalMs: number;
+  /** Groups whose unread and pending entries are never trimmed. Default: persist and aggregate. */
+  requiredGroups?: readonly string[];
 }) {
   const { redis, keys, metrics } = deps;
+  const requiredGroups = deps.requiredGroups ?? Object.values(CONSUMER_GROUPS);
   const log = deps.logger.child({ worker: 'stream-maintenance' });
   let timer: NodeJS.Timeout | undefined;
   let running: Promise<void> | undefined;
@@ -68,7 +70,7 @@ export function createStreamMaintenanceWorker(deps: {
   async function trim(partition: number, state: PartitionState): Promise<number> {
     const stream = keys.stream(partition);
     let floor: string | undefined;
-    for (const group of REQUIRED_GROUPS) {
+    for (const group of requiredGroups) {
       const g = state.groups[group];
       if (!g) return 0;
       let needed = nextStreamId(g.lastDeliveredId);

@@ -1,0 +1,208 @@
+import assert from 'node:assert/strict';
+import { after, before, describe, it } from 'node:test';
+import { Redis } from 'ioredis';
+import type pg from 'pg';
+import { pino } from 'pino';
+import { ApiKeyService } from '../../../src/auth/api-key.service.js';
+import { normalizeEvent } from '../../../src/ingest/event-validation.js';
+import { decodeStreamEvent } from '../../../src/ingest/stream-event.js';
+import { createWindowStore } from '../../../src/realtime/window-store.js';
+import { windowStart, WINDOW_MS } from '../../../src/realtime/window.js';
+import { createEventStream } from '../../../src/streams/event-stream.js';
+import { ensureGroup, fieldsOf, type StreamEntry } from '../../../src/streams/stream-entries.js';
+import { createStreamKeys } from '../../../src/streams/stream-keys.js';
+import { RecordEventsDocument, type EventInput } from '../../generated/graphql.js';
+import { spawnGateway, type SpawnedGateway } from '../../helpers/gateway.js';
+import { gql } from '../../helpers/graphql-client.js';
+import { REDIS_URL, isolatedEnv, testPool, waitFor } from '../../helpers/test-env.js';
+
+const ADMIN = 'agk_windows-admin-key-000000000000000000000000000';
+const PARTITIONS = 2;
+
+function lcg(seed: number) {
+  let s = seed >>> 0;
+  return () => (s = (Math.imul(s, 1664525) + 1013904223) >>> 0) / 2 ** 32;
+}
+
+async function metric(url: string, sample: string): Promise<number> {
+  const text = await (await fetch(`${url}/metrics`)).text();
+  const line = text.split('\n').find((l) => l.startsWith(`${sample} `));
+  return line ? Number(line.split(' ')[1]) : 0;
+}
+
+describe('live windows (aggregate consumer group)', () => {
+  const isolation = isolatedEnv('windows');
+  const gateways: SpawnedGateway[] = [];
+  let pool: pg.Pool;
+  let redis: Redis;
+  let adminB: string;
+  let tenantA: string;
+  let tenantB: string;
+  const keys = createStreamKeys(isolation.redisKeyPrefix, PARTITIONS);
+  // Chosen once: every event below falls in this hour, whatever the clock does during the test.
+  const hourStart = windowStart('ONE_HOUR', Date.now());
+  const store = () => createWindowStore(redis, keys, { graceMs: 30_000 });
+
+  before(async () => {
+    const env = isolation.env({
+      BOOTSTRAP_API_KEY: ADMIN,
+      STREAM_PARTITIONS: String(PARTITIONS),
+      PERSIST_BATCH_WAIT_MS: '10',
+    });
+    // Two processes against the same Postgres and Redis, each with its own consumers.
+    gateways.push(await spawnGateway(env));
+    gateways.push(await spawnGateway({ ...env, MIGRATE_ON_START: 'false' }));
+    pool = testPool(isolation.databaseUrl, 3);
+    redis = new Redis(REDIS_URL);
+    const apiKeys = new ApiKeyService(pool, redis, isolation.redisKeyPrefix, pino({ level: 'silent' }));
+    adminB = (await apiKeys.createKey({ tenantSlug: 'other', name: 'admin', scopes: ['admin'] })).plaintext;
+    const tenants = await pool.query<{ slug: string; id: string }>('SELECT slug, id FROM tenants');
+    tenantA = tenants.rows.find((t) => t.slug === 'demo')!.id;
+    tenantB = tenants.rows.find((t) => t.slug === 'other')!.id;
+  });
+  after(async () => {
+    for (const g of gateways) {
+      g.child.kill('SIGTERM');
+      await g.exited;
+    }
+    redis?.disconnect();
+    await pool?.end();
+    await isolation.cleanup();
+  });
+
+  /** Every entry of every partition counted by the aggregate group and stored by the persist group. */
+  async function settled(): Promise<boolean> {
+    for (let p = 0; p < PARTITIONS; p++) {
+      const groups = (await redis.xinfo('GROUPS', keys.stream(p)).catch(() => [])) as unknown[][];
+      if (groups.length < 2) return false;
+      for (const flat of groups) {
+        const info: Record<string, unknown> = {};
+        for (let i = 0; i < flat.length; i += 2) info[String(flat[i])] = flat[i + 1];
+        if (Number(info.pending) !== 0 || Number(info.lag) !== 0) return false;
+      }
+    }
+    return true;
+  }
+
+  function generate(n: number, seed: number, prefix: string): EventInput[] {
+    const rnd = lcg(seed);
+    const span = Math.max(1, Date.now() - hourStart);
+    return Array.from({ length: n }, (_, i) => ({
+      type: ['page_view', 'purchase', 'click'][Math.floor(rnd() ** 2 * 3)]!,
+      userId: rnd() < 0.05 ? null : `user-${Math.floor(rnd() ** 2 * 400)}`,
+      messageId: `${prefix}-${i}`,
+      value: rnd() < 0.2 ? null : Math.round(Math.exp(2 + 1.4 * (rnd() + rnd() + rnd() - 1.5) * 2) * 100) / 100,
+      timestamp: new Date(hourStart + Math.floor(rnd() * span)).toISOString(),
+    }));
+  }
+
+  it('equal SQL over the persisted events, counted on two processes over two partitions, each event once', async () => {
+    const events = generate(3000, 1, 'a');
+    const late = Array.from({ length: 50 }, (_, i) => ({
+      type: 'page_view',
+      userId: 'late',
+      value: 1,
+      messageId: `late-${i}`,
+      timestamp: new Date(Date.now() - 3 * WINDOW_MS.ONE_HOUR).toISOString(),
+    }));
+    const batches = [events.slice(0, 1000), events.slice(1000, 2000), events.slice(2000), late];
+    for (const [i, batch] of batches.entries()) {
+      const res = await gql(gateways[i % 2]!.url, RecordEventsDocument, { key: ADMIN, variables: { events: batch } });
+      assert.equal(res.data?.recordEvents.accepted, batch.length, JSON.stringify(res.errors));
+    }
+    // A retry of a whole batch: duplicates, counted nowhere twice.
+    const retry = await gql(gateways[1]!.url, RecordEventsDocument, { key: ADMIN, variables: { events: batches[0]! } });
+    assert.equal(retry.data?.recordEvents.duplicates, 1000);
+    const other = generate(200, 2, 'b');
+    assert.equal(
+      (await gql(gateways[0]!.url, RecordEventsDocument, { key: adminB, variables: { events: other } })).data
+        ?.recordEvents.accepted,
+      200,
+    );
+
+    await waitFor(async () => {
+      const { rows } = await pool.query<{ n: number }>('SELECT count(*)::int AS n FROM events');
+      return rows[0]!.n === 3250 && (await settled());
+    }, 30_000);
+
+    for (const type of [null, 'purchase']) {
+      const got = await store().read(tenantA, type, 'ONE_HOUR', hourStart);
+      const { rows } = await pool.query(
+        `SELECT count(*)::int AS n, sum(value) AS sum, min(value) AS min, max(value) AS max,
+                count(DISTINCT user_id)::int AS users,
+                percentile_cont(0.5) WITHIN GROUP (ORDER BY value) AS p50,
+                percentile_cont(0.95) WITHIN GROUP (ORDER BY value) AS p95,
+                percentile_cont(0.99) WITHIN GROUP (ORDER BY value) AS p99
+         FROM events WHERE tenant_id = $1 AND occurred_at >= $2 AND occurred_at < $3 AND ($4::text IS NULL OR type = $4)`,
+        [tenantA, new Date(hourStart), new Date(hourStart + WINDOW_MS.ONE_HOUR), type],
+      );
+      const want = rows[0]!;
+      const label = `type ${type}`;
+      assert.equal(got.count, want.n, label);
+      assert.ok(Math.abs(got.sum! - want.sum) <= 1e-9 * Math.abs(want.sum), `${label} sum ${got.sum} vs ${want.sum}`);
+      assert.equal(got.min, want.min, label);
+      assert.equal(got.max, want.max, label);
+      for (const q of ['p50', 'p95', 'p99'] as const) {
+        assert.ok(Math.abs(got[q]! - want[q]) <= 0.01 * want[q], `${label} ${q} ${got[q]} vs ${want[q]}`);
+      }
+      assert.ok(
+        Math.abs(got.uniqueUsers - want.users) <= 0.02 * want.users,
+        `${label} users ${got.uniqueUsers} vs ${want.users}`,
+      );
+      assert.ok(got.revision >= 2, `${label} revision ${got.revision}`);
+      if (Date.now() < hourStart + WINDOW_MS.ONE_HOUR) assert.equal(got.final, false);
+    }
+
+    // The same arguments for the other tenant: only its own events.
+    const b = await store().read(tenantB, null, 'ONE_HOUR', hourStart);
+    const { rows } = await pool.query<{ n: number; sum: number }>(
+      'SELECT count(*)::int AS n, sum(value) AS sum FROM events WHERE tenant_id = $1 AND occurred_at >= $2',
+      [tenantB, new Date(hourStart)],
+    );
+    assert.equal(b.count, rows[0]!.n);
+    assert.ok(Math.abs(b.sum! - rows[0]!.sum) <= 1e-9 * rows[0]!.sum);
+
+    // The 50 late events are stored, and counted as late for each window, once over both processes.
+    let lateHour = 0;
+    for (const g of gateways) lateHour += await metric(g.url, 'late_events_total{window="ONE_HOUR"}');
+    assert.equal(lateHour, 50);
+    const lateWindow = await store().read(tenantA, null, 'ONE_HOUR', Date.now() - 3 * WINDOW_MS.ONE_HOUR);
+    assert.equal(lateWindow.count, 0);
+  });
+
+  it('counts an entry once when two consumers race for it or one applies it twice', async () => {
+    const handKeys = createStreamKeys(`${isolation.redisKeyPrefix}hand:`, 1);
+    const handStore = createWindowStore(redis, handKeys, { graceMs: 30_000 });
+    const stream = handKeys.stream(0);
+    await ensureGroup(redis, stream, 'aggregate');
+    const now = Date.now();
+    const events = Array.from({ length: 10 }, (_, i) => {
+      const r = normalizeEvent({ type: 'e', userId: `u${i}`, value: i }, { tenantId: tenantA, receivedAt: now });
+      assert.ok(r.ok);
+      return r.event;
+    });
+    await createEventStream(redis, handKeys, { dedupeWindowS: 60, maxLength: 1000 }).enqueue(tenantA, events);
+    const reply = (await redis.xreadgroup('GROUP', 'aggregate', 'c1', 'COUNT', 10, 'STREAMS', stream, '>')) as [
+      string,
+      StreamEntry[],
+    ][];
+    const entries = reply[0]![1].map(([entryId, raw]) => ({ entryId, event: decodeStreamEvent(fieldsOf(raw).e!) }));
+    assert.equal(entries.length, 10);
+
+    // c2 takes over half of c1's entries and counts them first.
+    await redis.xclaim(stream, 'aggregate', 'c2', 0, ...entries.slice(0, 5).map((e) => e.entryId));
+    await handStore.apply(0, 'aggregate', 'c2', entries.slice(0, 5), now);
+    const first = await handStore.apply(0, 'aggregate', 'c1', entries, now);
+    assert.equal(first.applied, 5, 'c1 counts only what c2 had not');
+    const again = await handStore.apply(0, 'aggregate', 'c1', entries, now);
+    assert.equal(again.applied, 0);
+
+    const w = await handStore.read(tenantA, 'e', 'ONE_MINUTE', now);
+    assert.equal(w.count, 10);
+    assert.equal(w.sum, 45);
+    assert.equal(w.min, 0);
+    assert.equal(w.max, 9);
+    assert.equal(w.uniqueUsers, 10);
+    assert.equal(((await redis.xpending(stream, 'aggregate')) as [number])[0], 0, 'everything acknowledged');
+  });
+});
