@@ -32,6 +32,10 @@ import { createPersistWorker } from './streams/persist.worker.js';
 import { createStreamMaintenanceWorker } from './streams/stream-maintenance.worker.js';
 import { createAggregateWorker } from './realtime/aggregate.worker.js';
 import { createWindowStore } from './realtime/window-store.js';
+import { createLiveFeed } from './realtime/live-feed.js';
+import { createRealtimeService } from './realtime/realtime.service.js';
+import { createWindowPublisher } from './realtime/window.publisher.js';
+import { createWebSocketServer } from './realtime/websocket.server.js';
 import { createStreamKeys } from './streams/stream-keys.js';
 import type { Logger } from './observability/logger.js';
 import { createMetrics } from './observability/metrics.js';
@@ -74,12 +78,23 @@ export async function createApp(config: Config, logger: Logger): Promise<App> {
     maxLength: config.streams.maxLength,
   });
   const ingest = new IngestService({ pool, redis, stream, config, metrics, logger });
+  // The live windows, merged in Redis over partitions and replicas, and the channels to subscribers.
+  const windows = createWindowStore(redis, keys, { graceMs: config.realtime.graceMs });
+  const liveSubscriber = createRedis(config, logger, { name: 'live-subscriber', queueWhileDisconnected: true });
+  const feed = createLiveFeed({
+    publisher: redis,
+    subscriber: liveSubscriber,
+    keyPrefix: config.redis.keyPrefix,
+    metrics,
+  });
+  const realtime = createRealtimeService({ store: windows, feed, metrics });
   const queryCache = createQueryCache({ redis, keyPrefix: config.redis.keyPrefix, metrics, logger }, config.queryCache);
   const services: Services = {
     apiKeys: new ApiKeyService(pool, redis, config.redis.keyPrefix, logger),
     ingest,
     deadLetters: createDeadLetterService(redis, keys, logger),
     analytics: new AnalyticsService({ pool, eventReadPool }, queryCache),
+    realtime,
   };
   const keyVerifier = createKeyVerifier({ pool, subscriber: authSubscriber, config, logger, metrics });
   const partitions = createEventPartitionsWorker(
@@ -106,11 +121,31 @@ export async function createApp(config: Config, logger: Logger): Promise<App> {
       })
     : undefined;
 
-  // The live windows: counted by every worker replica, merged in Redis (any replica reads them).
-  const windows = createWindowStore(redis, keys, { graceMs: config.realtime.graceMs });
+  // Counted by every worker replica, published throttled across replicas; what the worker counts
+  // goes out as window snapshots and as events.
+  const publisher = runsWorkers
+    ? createWindowPublisher(
+        { redis, store: windows, feed, logger, metrics },
+        {
+          intervalMs: config.realtime.pushIntervalMs,
+          graceMs: config.realtime.graceMs,
+          keyPrefix: config.redis.keyPrefix,
+        },
+      )
+    : undefined;
   const aggregate = runsWorkers
     ? createAggregateWorker(
-        { connect: (name) => createRedis(config, logger, { name }), keys, store: windows, logger, metrics },
+        {
+          connect: (name) => createRedis(config, logger, { name }),
+          keys,
+          store: windows,
+          onApplied: ({ touched, events }) => {
+            publisher!.touched(touched);
+            realtime.publishEvents(events).catch((err: unknown) => logger.warn({ err }, 'publishing events failed'));
+          },
+          logger,
+          metrics,
+        },
         { claimIdleMs: config.realtime.claimIdleMs },
       )
     : undefined;
@@ -152,9 +187,14 @@ export async function createApp(config: Config, logger: Logger): Promise<App> {
   const expressApp = express();
   const httpServer = createServer(expressApp);
   // Only the API role serves GraphQL; a worker answers probes and metrics alone.
-  const apollo = runsApi
+  const schema = runsApi ? await buildGatewaySchema(feed.typeGraphqlPubSub()) : undefined;
+  // Subscriptions: graphql-ws on the same port and path, with its own auth and limits.
+  const webSockets = schema
+    ? createWebSocketServer({ httpServer, schema, keyVerifier, services, logger, metrics }, config.websocket)
+    : undefined;
+  const apollo = schema
     ? new ApolloServer<GatewayContext>({
-        schema: await buildGatewaySchema(),
+        schema,
         nodeEnv: config.env,
         introspection: config.graphql.introspection,
         csrfPrevention: true,
@@ -165,6 +205,8 @@ export async function createApp(config: Config, logger: Logger): Promise<App> {
         logger: logger.child({ component: 'apollo' }),
         plugins: [
           ApolloServerPluginDrainHttpServer({ httpServer, stopGracePeriodMillis: config.http.shutdownGraceMs }),
+          // Apollo drains HTTP only; the WebSocket connections are closed with it.
+          { serverWillStart: async () => ({ drainServer: async () => webSockets?.dispose() }) },
           config.graphql.landingPage
             ? ApolloServerPluginLandingPageLocalDefault({ embed: true, includeCookies: false })
             : ApolloServerPluginLandingPageDisabled(),
@@ -237,11 +279,17 @@ export async function createApp(config: Config, logger: Logger): Promise<App> {
           partitions.stop(),
           keyVerifier.stop(),
           persist?.stop(),
-          aggregate?.stop(),
+          aggregate?.stop().then(() => publisher?.stop()),
           maintenance.stop(),
           rollups?.stop(),
         ]);
-        await Promise.all([closeRedis(redis), closeRedis(authSubscriber), pool.end(), eventReadPool.end()]);
+        await Promise.all([
+          closeRedis(redis),
+          closeRedis(authSubscriber),
+          closeRedis(liveSubscriber),
+          pool.end(),
+          eventReadPool.end(),
+        ]);
       })()),
   };
 }

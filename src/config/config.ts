@@ -75,6 +75,12 @@ const environmentSchema = z.object({
   // persisted and counted in late_events_total instead.
   REALTIME_WINDOW_GRACE_MS: int(30_000, 0, 3_600_000),
   AGGREGATE_CLAIM_IDLE_MS: int(10_000, 100, 3_600_000),
+  // At most one live push per channel per interval, across replicas; it bounds update latency.
+  REALTIME_PUSH_INTERVAL_MS: int(250, 10, 60_000),
+  WS_CONNECTION_INIT_TIMEOUT_MS: int(5_000, 100, 60_000),
+  WS_KEEPALIVE_MS: int(12_000, 1_000, 300_000),
+  WS_MAX_SUBSCRIPTIONS_PER_CONNECTION: int(20, 1, 1_000),
+  WS_MAX_SUBSCRIPTIONS_PER_KEY: int(200, 1, 100_000),
   QUERY_CACHE_ENABLED: flag(true),
   QUERY_CACHE_TTL_REALTIME_S: int(5, 1, 86_400),
   QUERY_CACHE_TTL_AGGREGATE_S: int(300, 1, 86_400),
@@ -132,7 +138,17 @@ export const configSchema = environmentSchema.transform((env) => ({
     maxStalenessMs: env.ROLLUP_MAX_STALENESS_MS,
     retentionDays: env.EVENT_RETENTION_DAYS,
   },
-  realtime: { graceMs: env.REALTIME_WINDOW_GRACE_MS, claimIdleMs: env.AGGREGATE_CLAIM_IDLE_MS },
+  realtime: {
+    graceMs: env.REALTIME_WINDOW_GRACE_MS,
+    claimIdleMs: env.AGGREGATE_CLAIM_IDLE_MS,
+    pushIntervalMs: env.REALTIME_PUSH_INTERVAL_MS,
+  },
+  websocket: {
+    connectionInitTimeoutMs: env.WS_CONNECTION_INIT_TIMEOUT_MS,
+    keepAliveMs: env.WS_KEEPALIVE_MS,
+    maxPerConnection: env.WS_MAX_SUBSCRIPTIONS_PER_CONNECTION,
+    maxPerKey: env.WS_MAX_SUBSCRIPTIONS_PER_KEY,
+  },
   queryCache: {
     enabled: env.QUERY_CACHE_ENABLED,
     ttlS: {

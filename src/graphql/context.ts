@@ -4,6 +4,7 @@ import type { IngestService } from '../ingest/ingest.service.js';
 import type { DeadLetterService } from '../streams/dead-letters.js';
 import type { Viewer } from '../auth/viewer.js';
 import type { Logger } from '../observability/logger.js';
+import type { RealtimeService } from '../realtime/realtime.service.js';
 
 /** What a resolver reaches; services are shared, everything else is built per request. */
 export interface Services {
@@ -11,6 +12,7 @@ export interface Services {
   readonly ingest: IngestService;
   readonly deadLetters: DeadLetterService;
   readonly analytics: AnalyticsService;
+  readonly realtime: RealtimeService;
 }
 
 /**

@@ -1,7 +1,7 @@
 import 'reflect-metadata';
 import { GraphQLSchema, lexicographicSortSchema, printSchema } from 'graphql';
 import { fileURLToPath } from 'node:url';
-import { buildSchema } from 'type-graphql';
+import { buildSchema, type PubSub } from 'type-graphql';
 import { EventResolver } from '../analytics/event.resolver.js';
 import { StatsResolver } from '../analytics/stats.resolver.js';
 import { UserConnectionResolver, UserResolver } from '../analytics/user.resolver.js';
@@ -9,6 +9,7 @@ import { ApiKeyResolver } from '../auth/api-key.resolver.js';
 import { authChecker } from '../auth/auth-checker.js';
 import { ViewerResolver } from '../auth/viewer.resolver.js';
 import { IngestResolver } from '../ingest/ingest.resolver.js';
+import { RealtimeResolver } from '../realtime/realtime.resolver.js';
 import { DateTimeScalar, JSONScalar, SafeIntScalar } from './scalars.js';
 
 /** Every resolver class of the public API; adding a capability means adding it here. */
@@ -20,15 +21,30 @@ const RESOLVERS = [
   UserResolver,
   UserConnectionResolver,
   StatsResolver,
+  RealtimeResolver,
 ] as const;
+
+/**
+ * type-graphql insists on a PubSub once there are subscriptions, though ours bring their own
+ * iterators (realtime.resolver.ts). The gateway passes the live feed's; printing the SDL needs none.
+ */
+const NO_PUBSUB: PubSub = {
+  publish: () => {
+    throw new Error('this schema was built without a pub/sub: it can print the SDL, not serve subscriptions');
+  },
+  subscribe: () => {
+    throw new Error('this schema was built without a pub/sub: it can print the SDL, not serve subscriptions');
+  },
+};
 
 /**
  * Builds the executable schema from the type-graphql classes. The contract's scalars are always
  * part of it, referenced by a field or not yet, so clients can generate code against all of them.
  */
-export async function buildGatewaySchema(): Promise<GraphQLSchema> {
+export async function buildGatewaySchema(pubSub: PubSub = NO_PUBSUB): Promise<GraphQLSchema> {
   const built = await buildSchema({
     resolvers: RESOLVERS,
+    pubSub,
     authChecker,
     authMode: 'error',
     validate: false,

@@ -183,6 +183,57 @@ export function createMetrics() {
       buckets: [0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5],
       registers: [registry],
     }),
+
+    aggregateLag: new Gauge({
+      name: 'aggregate_lag_seconds',
+      help: 'Seconds from the receipt of the newest event in the last batch the aggregate group counted until that batch was in the live windows; set once per batch.',
+      registers: [registry],
+    }),
+
+    windowSnapshotsPublished: new Counter({
+      name: 'window_snapshots_published_total',
+      help: 'Live window snapshots published to the subscription channels (at most one per channel per REALTIME_PUSH_INTERVAL_MS across all replicas, plus one final snapshot per window).',
+      registers: [registry],
+    }),
+
+    wsConnections: new Gauge({
+      name: 'ws_connections',
+      help: 'Open graphql-ws connections on this replica (initialised or not).',
+      registers: [registry],
+    }),
+
+    subscriptionsActive: new Gauge({
+      name: 'subscriptions_active',
+      help: 'Running subscriptions on this replica, by field.',
+      labelNames: ['field'] as const,
+      registers: [registry],
+    }),
+
+    subscriptionPushes: new Counter({
+      name: 'subscription_pushes_total',
+      help: 'Messages handed to subscribers on this replica (each written to its socket before the next one is taken).',
+      labelNames: ['field'] as const,
+      registers: [registry],
+    }),
+
+    subscriptionPushesCoalesced: new Counter({
+      name: 'subscription_pushes_coalesced_total',
+      help: 'Window snapshots replaced by a newer one before a slow subscriber took them.',
+      registers: [registry],
+    }),
+
+    subscriptionPushesDropped: new Counter({
+      name: 'subscription_pushes_dropped_total',
+      help: 'Events dropped (oldest first) for an eventRecorded subscriber that held its maximum undelivered.',
+      registers: [registry],
+    }),
+
+    subscriptionsRefused: new Counter({
+      name: 'subscriptions_refused_total',
+      help: 'WebSocket connections or subscriptions refused, by reason: unauthenticated, forbidden, connection_limit, key_limit.',
+      labelNames: ['reason'] as const,
+      registers: [registry],
+    }),
   };
 }
 

@@ -1,13 +1,13 @@
 import { randomBytes } from 'node:crypto';
 import { hostname } from 'node:os';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { decodeStreamEvent } from '../ingest/stream-event.js';
+import { decodeStreamEvent, type StreamEvent } from '../ingest/stream-event.js';
 import type { Logger } from '../observability/logger.js';
 import type { Metrics } from '../observability/metrics.js';
 import { waitForReady, type Redis } from '../redis/create-redis.js';
 import { ensureGroup, fieldsOf, type StreamEntry } from '../streams/stream-entries.js';
 import { CONSUMER_GROUPS, type StreamKeys } from '../streams/stream-keys.js';
-import type { AggregateEntry, WindowStore } from './window-store.js';
+import type { AggregateEntry, TouchedWindow, WindowStore } from './window-store.js';
 
 const GROUP = CONSUMER_GROUPS.aggregate;
 /** How long an idle read blocks: bounds how long stop() waits for a loop to notice. */
@@ -31,6 +31,8 @@ export function createAggregateWorker(
     readonly connect: (name: string) => Redis;
     readonly keys: StreamKeys;
     readonly store: WindowStore;
+    /** Told of the windows each batch changed, and of its events (eventRecorded). */
+    readonly onApplied?: (result: { touched: TouchedWindow[]; events: StreamEvent[] }) => void;
     readonly logger: Logger;
     readonly metrics: Metrics;
   },
@@ -53,8 +55,13 @@ export function createAggregateWorker(
         return { entryId, event: null };
       }
     });
-    const { late, applied } = await store.apply(partition, GROUP, me, parsed);
+    const result = await store.apply(partition, GROUP, me, parsed);
+    const { late, applied } = result;
     for (const [window, n] of late) metrics.lateEvents.inc({ window }, n);
+    if (result.events.length) {
+      metrics.aggregateLag.set((Date.now() - Math.max(...result.events.map((e) => e.receivedAt))) / 1000);
+    }
+    deps.onApplied?.(result);
     metrics.eventsAggregated.inc(applied);
     metrics.aggregateBatchDuration.observe((performance.now() - started) / 1000);
     lastAppliedAt = Date.now();

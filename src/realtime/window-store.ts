@@ -77,6 +77,14 @@ export interface AggregateEntry {
   readonly event: StreamEvent | null;
 }
 
+/** A window a batch changed. */
+export interface TouchedWindow {
+  readonly tenantId: string;
+  readonly type: string | null;
+  readonly window: WindowName;
+  readonly start: number;
+}
+
 export interface WindowSnapshot {
   readonly window: WindowName;
   readonly type: string | null;
@@ -130,6 +138,7 @@ export function createWindowStore(redis: Redis, keys: StreamKeys, options: Windo
   function deltasOf(partition: number, entries: readonly AggregateEntry[], now: number) {
     const deltas = new Map<string, Delta>();
     const late = new Map<WindowName, number>();
+    const touched = new Map<string, TouchedWindow>();
     for (const { event } of entries) {
       if (!event) continue;
       const live = liveWindows(event.occurredAt, now);
@@ -141,6 +150,7 @@ export function createWindowStore(redis: Redis, keys: StreamKeys, options: Windo
           const key = keys.window(partition, event.tenantId, window, start, type);
           let d = deltas.get(key);
           if (!d) {
+            touched.set(key, { tenantId: event.tenantId, type, window, start });
             d = {
               count: 0,
               valueCount: 0,
@@ -166,7 +176,7 @@ export function createWindowStore(redis: Redis, keys: StreamKeys, options: Windo
         }
       }
     }
-    return { deltas, late };
+    return { deltas, late, touched };
   }
 
   /**
@@ -179,10 +189,10 @@ export function createWindowStore(redis: Redis, keys: StreamKeys, options: Windo
     consumer: string,
     entries: readonly AggregateEntry[],
     now = Date.now(),
-  ): Promise<{ late: Map<WindowName, number>; applied: number }> {
+  ): Promise<{ late: Map<WindowName, number>; applied: number; touched: TouchedWindow[]; events: StreamEvent[] }> {
     let remaining = entries;
     for (;;) {
-      const { deltas, late } = deltasOf(partition, remaining, now);
+      const { deltas, late, touched } = deltasOf(partition, remaining, now);
       const windowKeys: string[] = [];
       const payload = [...deltas].map(([key, d]) => {
         windowKeys.push(key, `${key}:u`);
@@ -212,7 +222,10 @@ export function createWindowStore(redis: Redis, keys: StreamKeys, options: Windo
         ...ids,
         JSON.stringify(payload),
       );
-      if (applied === 1) return { late, applied: remaining.length };
+      if (applied === 1) {
+        const events = remaining.flatMap((e) => (e.event ? [e.event] : []));
+        return { late, applied: remaining.length, touched: [...touched.values()], events };
+      }
       const without = new Set(gone);
       remaining = remaining.filter((e) => !without.has(e.entryId));
     }

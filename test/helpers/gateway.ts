@@ -68,3 +68,24 @@ export async function spawnGateway(
   });
   return { child, url: `http://127.0.0.1:${port}`, output: () => output, exited };
 }
+
+/** Two gateway processes sharing one database and Redis prefix (the first one migrates). */
+export async function spawnGatewayPair(env: Record<string, string | undefined>): Promise<SpawnedGateway[]> {
+  const first = await spawnGateway(env);
+  return [first, await spawnGateway({ ...env, MIGRATE_ON_START: 'false' })];
+}
+
+/** SIGTERM, then waits for each to exit. */
+export async function stopGateways(gateways: readonly SpawnedGateway[]): Promise<void> {
+  for (const g of gateways) {
+    g.child.kill('SIGTERM');
+    await g.exited;
+  }
+}
+
+/** One sample of a gateway's /metrics, e.g. `late_events_total{window="ONE_HOUR"}`; 0 when absent. */
+export async function scrapeMetric(url: string, sample: string): Promise<number> {
+  const text = await (await fetch(`${url}/metrics`)).text();
+  const line = text.split('\n').find((l) => l.startsWith(`${sample} `));
+  return line ? Number(line.split(' ')[1]) : 0;
+}

@@ -6,13 +6,16 @@ import { pino } from 'pino';
 import { ApiKeyService } from '../../../src/auth/api-key.service.js';
 import { normalizeEvent } from '../../../src/ingest/event-validation.js';
 import { decodeStreamEvent } from '../../../src/ingest/stream-event.js';
+import { createMetrics } from '../../../src/observability/metrics.js';
+import { createLiveFeed } from '../../../src/realtime/live-feed.js';
+import { createWindowPublisher } from '../../../src/realtime/window.publisher.js';
 import { createWindowStore } from '../../../src/realtime/window-store.js';
 import { windowStart, WINDOW_MS } from '../../../src/realtime/window.js';
 import { createEventStream } from '../../../src/streams/event-stream.js';
 import { ensureGroup, fieldsOf, type StreamEntry } from '../../../src/streams/stream-entries.js';
 import { createStreamKeys } from '../../../src/streams/stream-keys.js';
 import { RecordEventsDocument, type EventInput } from '../../generated/graphql.js';
-import { spawnGateway, type SpawnedGateway } from '../../helpers/gateway.js';
+import { scrapeMetric, spawnGatewayPair, stopGateways, type SpawnedGateway } from '../../helpers/gateway.js';
 import { gql } from '../../helpers/graphql-client.js';
 import { REDIS_URL, isolatedEnv, testPool, waitFor } from '../../helpers/test-env.js';
 
@@ -22,12 +25,6 @@ const PARTITIONS = 2;
 function lcg(seed: number) {
   let s = seed >>> 0;
   return () => (s = (Math.imul(s, 1664525) + 1013904223) >>> 0) / 2 ** 32;
-}
-
-async function metric(url: string, sample: string): Promise<number> {
-  const text = await (await fetch(`${url}/metrics`)).text();
-  const line = text.split('\n').find((l) => l.startsWith(`${sample} `));
-  return line ? Number(line.split(' ')[1]) : 0;
 }
 
 describe('live windows (aggregate consumer group)', () => {
@@ -50,8 +47,7 @@ describe('live windows (aggregate consumer group)', () => {
       PERSIST_BATCH_WAIT_MS: '10',
     });
     // Two processes against the same Postgres and Redis, each with its own consumers.
-    gateways.push(await spawnGateway(env));
-    gateways.push(await spawnGateway({ ...env, MIGRATE_ON_START: 'false' }));
+    gateways.push(...(await spawnGatewayPair(env)));
     pool = testPool(isolation.databaseUrl, 3);
     redis = new Redis(REDIS_URL);
     const apiKeys = new ApiKeyService(pool, redis, isolation.redisKeyPrefix, pino({ level: 'silent' }));
@@ -61,10 +57,7 @@ describe('live windows (aggregate consumer group)', () => {
     tenantB = tenants.rows.find((t) => t.slug === 'other')!.id;
   });
   after(async () => {
-    for (const g of gateways) {
-      g.child.kill('SIGTERM');
-      await g.exited;
-    }
+    await stopGateways(gateways);
     redis?.disconnect();
     await pool?.end();
     await isolation.cleanup();
@@ -164,7 +157,7 @@ describe('live windows (aggregate consumer group)', () => {
 
     // The 50 late events are stored, and counted as late for each window, once over both processes.
     let lateHour = 0;
-    for (const g of gateways) lateHour += await metric(g.url, 'late_events_total{window="ONE_HOUR"}');
+    for (const g of gateways) lateHour += await scrapeMetric(g.url, 'late_events_total{window="ONE_HOUR"}');
     assert.equal(lateHour, 50);
     const lateWindow = await store().read(tenantA, null, 'ONE_HOUR', Date.now() - 3 * WINDOW_MS.ONE_HOUR);
     assert.equal(lateWindow.count, 0);
@@ -204,5 +197,59 @@ describe('live windows (aggregate consumer group)', () => {
     assert.equal(w.max, 9);
     assert.equal(w.uniqueUsers, 10);
     assert.equal(((await redis.xpending(stream, 'aggregate')) as [number])[0], 0, 'everything acknowledged');
+  });
+
+  it('publishes at most one snapshot per channel per interval across publishers, and a final one', async () => {
+    const subscriber = new Redis(REDIS_URL);
+    const metrics = createMetrics();
+    const feed = createLiveFeed({ publisher: redis, subscriber, keyPrefix: isolation.redisKeyPrefix, metrics });
+    const silent = pino({ level: 'silent' });
+    const options = { intervalMs: 200, graceMs: 30_000, keyPrefix: isolation.redisKeyPrefix };
+    // Two publishers, as two replicas would run them.
+    const publishers = [1, 2].map(() =>
+      createWindowPublisher({ redis, store: store(), feed, logger: silent, metrics }, options),
+    );
+    const window = { tenantId: tenantA, type: 'throttled', window: 'ONE_HOUR' as const, start: hourStart };
+    const received: { revision: number; final: boolean }[] = [];
+    const iterator = feed.iterate<{ revision: number; final: boolean }>(
+      feed.channels.window(tenantA, 'ONE_HOUR', 'throttled'),
+      { keep: 'latest' },
+    );
+    void (async () => {
+      for await (const s of iterator) received.push(s);
+    })();
+    await new Promise((resolve) => setTimeout(resolve, 100));
+    const started = Date.now();
+    while (Date.now() - started < 1_000) {
+      for (const p of publishers) p.touched([window]);
+      await new Promise((resolve) => setTimeout(resolve, 5));
+    }
+    await new Promise((resolve) => setTimeout(resolve, 500));
+    const published = (await metrics.registry.getSingleMetricAsString('window_snapshots_published_total')).match(
+      /window_snapshots_published_total (\d+)/,
+    );
+    const n = Number(published![1]);
+    // 1.5 s of touches every 5 ms from two publishers: about one per 200 ms, leading and trailing.
+    assert.ok(n >= 4 && n <= 9, `${n} snapshots published`);
+    assert.ok(received.length >= 1 && received.length <= n);
+
+    // A window whose grace period has passed gets one last snapshot, final.
+    const closed = {
+      tenantId: tenantA,
+      type: null,
+      window: 'ONE_MINUTE' as const,
+      start: windowStart('ONE_MINUTE', Date.now()) - 5 * 60_000,
+    };
+    const finals = feed.iterate<{ final: boolean }>(feed.channels.window(tenantA, 'ONE_MINUTE', null), {
+      keep: 'latest',
+    });
+    const first = finals.next();
+    await new Promise((resolve) => setTimeout(resolve, 100));
+    for (const p of publishers) p.touched([closed]);
+    assert.equal(((await first).value as { final: boolean }).final, true);
+    for (const p of publishers) p.stop();
+    await iterator.return!();
+    await finals.return!();
+    subscriber.disconnect();
   });
 });

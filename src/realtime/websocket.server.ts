@@ -1,0 +1,154 @@
+import type { Server } from 'node:http';
+import { GraphQLError, type GraphQLSchema } from 'graphql';
+import { CloseCode } from 'graphql-ws';
+import { useServer } from 'graphql-ws/use/ws';
+import { WebSocketServer } from 'ws';
+import { randomUUID } from 'node:crypto';
+import { parseBearerToken } from '../auth/bearer-token.js';
+import type { KeyVerifier } from '../auth/key-verifier.js';
+import { grants } from '../auth/scopes.js';
+import type { Viewer } from '../auth/viewer.js';
+import type { GatewayContext, Services } from '../graphql/context.js';
+import { ErrorCode } from '../graphql/error-codes.js';
+import type { Logger } from '../observability/logger.js';
+import type { Metrics } from '../observability/metrics.js';
+
+export interface WebSocketServerOptions {
+  /** Close a connection that sends no connection_init within this (4408). WS_CONNECTION_INIT_TIMEOUT_MS, 5 s. */
+  readonly connectionInitTimeoutMs: number;
+  /** Ping every connection this often; one that never pongs is closed. WS_KEEPALIVE_MS, 12 s. */
+  readonly keepAliveMs: number;
+  /** Running subscriptions per connection. WS_MAX_SUBSCRIPTIONS_PER_CONNECTION, 20. */
+  readonly maxPerConnection: number;
+  /** Running subscriptions per API key on this replica. WS_MAX_SUBSCRIPTIONS_PER_KEY, 200. */
+  readonly maxPerKey: number;
+}
+
+interface ConnectionState {
+  viewer?: Viewer;
+  readonly subscriptions: Set<string>;
+}
+
+/** A refusal in the contract's error shape, sent as graphql-ws's `error` message. */
+const refusal = (message: string, code: ErrorCode) => [new GraphQLError(message, { extensions: { code } })];
+
+/**
+ * graphql-ws on the HTTP server's port and path. Apollo Server has no subscriptions, so this is
+ * the WebSocket path of what its plugins do over HTTP: the key in `connectionParams.authorization`
+ * is checked in onConnect (4401 when bad or missing, 4403 without analytics:read), and the limits
+ * on running subscriptions are checked in onSubscribe.
+ */
+export function createWebSocketServer(
+  deps: {
+    httpServer: Server;
+    schema: GraphQLSchema;
+    keyVerifier: KeyVerifier;
+    services: Services;
+    logger: Logger;
+    metrics: Metrics;
+  },
+  options: WebSocketServerOptions,
+) {
+  const { metrics } = deps;
+  const log = deps.logger.child({ component: 'websocket' });
+  const wss = new WebSocketServer({ server: deps.httpServer, path: '/graphql' });
+  const states = new WeakMap<object, ConnectionState>();
+  const perKey = new Map<string, number>();
+  const stateOf = (extra: object) => {
+    let state = states.get(extra);
+    if (!state) states.set(extra, (state = { subscriptions: new Set() }));
+    return state;
+  };
+  const release = (state: ConnectionState, id: string) => {
+    if (!state.subscriptions.delete(id) || !state.viewer) return;
+    const left = (perKey.get(state.viewer.keyId) ?? 1) - 1;
+    if (left > 0) perKey.set(state.viewer.keyId, left);
+    else perKey.delete(state.viewer.keyId);
+  };
+
+  wss.on('connection', (socket) => {
+    metrics.wsConnections.inc();
+    socket.once('close', () => metrics.wsConnections.dec());
+  });
+
+  const server = useServer<Record<string, unknown> | undefined, Record<PropertyKey, never>>(
+    {
+      schema: deps.schema,
+      connectionInitWaitTimeout: options.connectionInitTimeoutMs,
+      onConnect: async (ctx) => {
+        const socket = ctx.extra.socket;
+        const raw = ctx.connectionParams?.authorization;
+        let viewer: Viewer | undefined;
+        try {
+          // A bare key is accepted as well as "Bearer <key>".
+          const token =
+            typeof raw === 'string' && !/^\s*bearer\s/i.test(raw) ? raw.trim() : parseBearerToken(raw ?? undefined);
+          viewer = token ? await deps.keyVerifier.verify(token) : undefined;
+        } catch (err) {
+          if ((err as { extensions?: { code?: string } }).extensions?.code === ErrorCode.SERVICE_UNAVAILABLE) {
+            socket.close(CloseCode.InternalServerError, 'Service unavailable');
+            return false;
+          }
+          viewer = undefined;
+        }
+        if (!viewer) {
+          metrics.subscriptionsRefused.inc({ reason: 'unauthenticated' });
+          socket.close(CloseCode.Unauthorized, 'Unauthorized');
+          return false;
+        }
+        if (!grants(viewer.scopes, 'analytics:read')) {
+          metrics.subscriptionsRefused.inc({ reason: 'forbidden' });
+          socket.close(CloseCode.Forbidden, 'Forbidden: analytics:read is required');
+          return false;
+        }
+        stateOf(ctx.extra).viewer = viewer;
+        return true;
+      },
+      onSubscribe: (ctx, id) => {
+        const state = stateOf(ctx.extra);
+        const viewer = state.viewer!;
+        if (state.subscriptions.size >= options.maxPerConnection) {
+          metrics.subscriptionsRefused.inc({ reason: 'connection_limit' });
+          return refusal(
+            `at most ${options.maxPerConnection} subscriptions may run on one connection`,
+            ErrorCode.RATE_LIMITED,
+          );
+        }
+        if ((perKey.get(viewer.keyId) ?? 0) >= options.maxPerKey) {
+          metrics.subscriptionsRefused.inc({ reason: 'key_limit' });
+          return refusal(`at most ${options.maxPerKey} subscriptions may run for one API key`, ErrorCode.RATE_LIMITED);
+        }
+        state.subscriptions.add(id);
+        perKey.set(viewer.keyId, (perKey.get(viewer.keyId) ?? 0) + 1);
+        return undefined;
+      },
+      onComplete: (ctx, id) => release(stateOf(ctx.extra), id),
+      onError: (ctx, id) => release(stateOf(ctx.extra), id),
+      onClose: (ctx) => {
+        const state = stateOf(ctx.extra);
+        for (const id of [...state.subscriptions]) release(state, id);
+      },
+      context: (ctx): GatewayContext => {
+        const viewer = stateOf(ctx.extra).viewer ?? null;
+        const requestId = randomUUID();
+        return {
+          viewer,
+          requestId,
+          logger: log.child({ requestId }),
+          services: deps.services,
+          analytics: viewer ? deps.services.analytics.scope(viewer.tenantId) : null,
+        };
+      },
+    },
+    wss,
+    options.keepAliveMs,
+  );
+
+  return {
+    /** Closes every connection (1001) and stops accepting new ones. */
+    async dispose(): Promise<void> {
+      await server.dispose();
+      await new Promise<void>((resolve) => wss.close(() => resolve()));
+    },
+  };
+}
