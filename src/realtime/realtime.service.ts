@@ -11,18 +11,46 @@ import type { WindowSnapshot, WindowStore } from './window-store.js';
  */
 const MAX_HELD_EVENT_BYTES = 1 << 20;
 
-/** Counts a subscription while it runs and each message it hands out. */
-async function* counted<T>(metrics: Metrics, field: string, source: AsyncIterableIterator<T>): AsyncGenerator<T> {
+/**
+ * Counts a subscription while it runs and each message it hands out, skipping what `accept`
+ * refuses. A plain iterator, not an async generator: a generator's return() waits for a pending
+ * next(), so a subscription ended on a quiet channel would linger until its next message.
+ */
+function tracked<T>(
+  metrics: Metrics,
+  field: string,
+  source: AsyncIterableIterator<T>,
+  accept: (value: T) => boolean = () => true,
+): AsyncIterableIterator<T> {
   metrics.subscriptionsActive.inc({ field });
-  try {
-    for await (const value of source) {
-      metrics.subscriptionPushes.inc({ field });
-      yield value;
+  let closed = false;
+  const close = async (): Promise<IteratorResult<T>> => {
+    if (!closed) {
+      closed = true;
+      metrics.subscriptionsActive.dec({ field });
+      await source.return?.();
     }
-  } finally {
-    metrics.subscriptionsActive.dec({ field });
-    await source.return?.();
-  }
+    return { value: undefined, done: true };
+  };
+  return {
+    async next() {
+      for (;;) {
+        const result = await source.next();
+        if (result.done) return close();
+        if (!accept(result.value)) continue;
+        metrics.subscriptionPushes.inc({ field });
+        return result;
+      }
+    },
+    return: close,
+    throw: async (err: unknown) => {
+      await close();
+      throw err;
+    },
+    [Symbol.asyncIterator]() {
+      return this;
+    },
+  };
 }
 
 /** The subscriptions' side of the live windows: what a subscriber of this replica receives. */
@@ -33,30 +61,29 @@ export function createRealtimeService(deps: { store: WindowStore; feed: LiveFeed
      * The current window at once, then every newer snapshot (never an older one: a snapshot is
      * skipped unless its window is newer, its revision higher, or it is the window's final one).
      */
-    async *windowUpdates(tenantId: string, type: string | null, window: WindowName): AsyncGenerator<WindowSnapshot> {
+    windowUpdates(tenantId: string, type: string | null, window: WindowName): AsyncIterableIterator<WindowSnapshot> {
       const source = feed.iterate<WindowSnapshot>(feed.channels.window(tenantId, window, type), {
         keep: 'latest',
         first: () => store.read(tenantId, type, window, Date.now()),
       });
       let last: WindowSnapshot | undefined;
-      for await (const snapshot of counted(metrics, 'metricUpdated', source)) {
+      return tracked(metrics, 'metricUpdated', source, (snapshot) => {
         const newer =
           !last ||
           snapshot.start.getTime() > last.start.getTime() ||
           (snapshot.start.getTime() === last.start.getTime() &&
             (snapshot.revision > last.revision || (snapshot.final && !last.final)));
-        if (!newer) continue;
-        last = snapshot;
-        yield snapshot;
-      }
+        if (newer) last = snapshot;
+        return newer;
+      });
     },
 
     /** Every event of the tenant (of one type, or all), as the aggregate group counts them. */
-    events(tenantId: string, type: string | null): AsyncGenerator<EventRow> {
+    events(tenantId: string, type: string | null): AsyncIterableIterator<EventRow> {
       const source = feed.iterate<EventRow>(feed.channels.events(tenantId, type), {
         keep: MAX_HELD_EVENT_BYTES,
       });
-      return counted(metrics, 'eventRecorded', source);
+      return tracked(metrics, 'eventRecorded', source);
     },
 
     /** Worker side: one message per (tenant, type) and per tenant for a counted batch. */

@@ -131,12 +131,17 @@ export function createWebSocketServer(
       context: (ctx): GatewayContext => {
         const viewer = stateOf(ctx.extra).viewer ?? null;
         const requestId = randomUUID();
+        const { services } = deps;
         return {
           viewer,
           requestId,
           logger: log.child({ requestId }),
-          services: deps.services,
-          analytics: viewer ? deps.services.analytics.scope(viewer.tenantId) : null,
+          services,
+          // One context serves every push of a subscription, for as long as it runs: DataLoaders
+          // built once would cache every user they ever loaded. Fresh ones on each use instead.
+          get analytics() {
+            return viewer ? services.analytics.scope(viewer.tenantId) : null;
+          },
         };
       },
     },

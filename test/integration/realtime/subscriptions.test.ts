@@ -36,7 +36,7 @@ const METRIC = `subscription($type: String, $window: Window!) {
     type window start count sum min max p50 p95 p99 uniqueUsers revision final
   }
 }`;
-const EVENTS = 'subscription($type: String) { eventRecorded(type: $type) { id type value } }';
+const EVENTS = 'subscription($type: String) { eventRecorded(type: $type) { id type value timestamp user { id } } }';
 
 /** Collects a subscription's messages; `errors` gets what the server refused. */
 function collect<T>(client: Client, query: string, variables: Record<string, unknown>) {
@@ -185,6 +185,7 @@ describe('subscriptions over graphql-ws', () => {
     });
     assert.equal(new Set(live.received.map((e) => e.id)).size, purchases);
     assert.ok(live.received.every((e) => e.type === 'purchase'));
+    assert.deepEqual(live.errors, []);
 
     // The other tenant, same arguments: nothing of tenant A's.
     assert.ok(
@@ -216,6 +217,14 @@ describe('subscriptions over graphql-ws', () => {
     const code = Array.isArray(refused) ? refused[0]?.extensions?.code : refused.extensions?.code;
     assert.equal(code, 'RATE_LIMITED');
     assert.ok((await scrapeMetric(gateways[0]!.url, 'subscriptions_refused_total{reason="connection_limit"}')) >= 1);
+
+    // Ended subscriptions end on the server too, on a quiet channel as well.
+    const active = () => scrapeMetric(gateways[0]!.url, 'subscriptions_active{field="metricUpdated"}');
+    const before = await active();
+    await c.dispose();
+    await waitFor(async () => (await active()) === before - 3, 5_000).catch(async () => {
+      assert.fail(`subscriptions_active went from ${before} to ${await active()}, not ${before - 3}`);
+    });
   });
 
   it('drops what a client that stops reading cannot take, and keeps serving', async () => {
