@@ -15,10 +15,10 @@ import { WINDOW_MS, WINDOW_NAMES, windowStart, type WindowName } from './window.
  * consumer has meanwhile reclaimed and counted some, it changes nothing and answers those ids, and
  * the caller counts the batch again without them.
  *
- * KEYS[1] = the partition's stream, KEYS[2..] = window hashes and HyperLogLogs.
+ * KEYS[1] = the partition's stream, KEYS[2..] = per window its hash, HyperLogLog and histogram.
  * ARGV[1] = group, ARGV[2] = consumer, ARGV[3] = n, ARGV[4..3+n] = entry ids, ARGV[4+n] = the
  * deltas as JSON: [[hashKeyIndex, hllKeyIndex, expireAtMs, count, valueCount, sum, min, max,
- * [user…], [bucket, count, …]]]. Sums, minima and maxima travel as strings: Lua would print a
+ * [user…], [bucket, count, …], histogramKeyIndex]]. Sums, minima and maxima travel as strings: Lua would print a
  * number with 14 digits.
  * Returns {1} when applied, or {0, gone ids}.
  */
@@ -51,8 +51,22 @@ for _, d in ipairs(cjson.decode(ARGV[4 + n])) do
     if not mn or tonumber(d[7]) < tonumber(mn) then redis.call('HSET', h, 'mn', d[7]) end
     local mx = redis.call('HGET', h, 'mx')
     if not mx or tonumber(d[8]) > tonumber(mx) then redis.call('HSET', h, 'mx', d[8]) end
+    -- One HMGET and one HSET per window rather than an HINCRBY per bucket: a batch with many
+    -- distinct values touches hundreds of buckets, and each redis.call costs more than its work.
     local b = d[10]
-    for i = 1, #b, 2 do redis.call('HINCRBY', h, b[i], b[i + 1]) end
+    if #b > 0 then
+      local hist = KEYS[d[11]]
+      local names = {}
+      for i = 1, #b, 2 do names[#names + 1] = b[i] end
+      local current = redis.call('HMGET', hist, unpack(names))
+      local set = {'HSET', hist}
+      for i = 1, #b, 2 do
+        set[#set + 1] = b[i]
+        set[#set + 1] = (tonumber(current[(i + 1) / 2]) or 0) + b[i + 1]
+      end
+      redis.call(unpack(set))
+      redis.call('PEXPIREAT', hist, d[3])
+    end
   end
   local users = d[9]
   for i = 1, #users, 500 do
@@ -195,12 +209,12 @@ export function createWindowStore(redis: Redis, keys: StreamKeys, options: Windo
       const { deltas, late, touched } = deltasOf(partition, remaining, now);
       const windowKeys: string[] = [];
       const payload = [...deltas].map(([key, d]) => {
-        windowKeys.push(key, `${key}:u`);
+        windowKeys.push(key, `${key}:u`, `${key}:h`);
         const buckets = [...d.buckets].flat();
         return [
-          // KEYS indexes (1-based, after the stream) of the pair just pushed.
+          // KEYS indexes (1-based, after the stream) of the hash and HyperLogLog just pushed.
+          windowKeys.length - 1,
           windowKeys.length,
-          windowKeys.length + 1,
           d.expireAt,
           d.count,
           d.valueCount,
@@ -209,6 +223,8 @@ export function createWindowStore(redis: Redis, keys: StreamKeys, options: Windo
           String(d.max),
           [...d.users],
           buckets,
+          // ...and of the histogram.
+          windowKeys.length + 1,
         ];
       });
       const ids = remaining.map((e) => e.entryId);
@@ -236,7 +252,7 @@ export function createWindowStore(redis: Redis, keys: StreamKeys, options: Windo
     const start = windowStart(window, at);
     const hashes = Array.from({ length: keys.partitions }, (_, p) => keys.window(p, tenantId, window, start, type));
     const pipeline = redis.pipeline();
-    for (const key of hashes) pipeline.hgetall(key);
+    for (const key of hashes) pipeline.hgetall(key).hgetall(`${key}:h`);
     // Unique users across partitions: PFCOUNT of several keys counts their union.
     pipeline.pfcount(...hashes.map((key) => `${key}:u`));
     const replies = (await pipeline.exec()) ?? [];
@@ -248,8 +264,9 @@ export function createWindowStore(redis: Redis, keys: StreamKeys, options: Windo
     let max: number | null = null;
     let revision = 0;
     const buckets = new Map<string, number>();
-    for (const [, reply] of replies.slice(0, hashes.length)) {
-      const h = reply as Record<string, string>;
+    for (let i = 0; i < hashes.length; i++) {
+      const h = replies[2 * i]![1] as Record<string, string>;
+      const histogram = replies[2 * i + 1]![1] as Record<string, string>;
       count += Number(h.c ?? 0);
       revision += Number(h.r ?? 0);
       const vc = Number(h.vc ?? 0);
@@ -258,9 +275,7 @@ export function createWindowStore(redis: Redis, keys: StreamKeys, options: Windo
       sum += Number(h.s);
       min = min === null ? Number(h.mn) : Math.min(min, Number(h.mn));
       max = max === null ? Number(h.mx) : Math.max(max, Number(h.mx));
-      for (const [field, n] of Object.entries(h)) {
-        if (/^[pnz]/.test(field)) buckets.set(field, (buckets.get(field) ?? 0) + Number(n));
-      }
+      for (const [bucket, n] of Object.entries(histogram)) buckets.set(bucket, (buckets.get(bucket) ?? 0) + Number(n));
     }
     const [p50, p95, p99] = quantiles(buckets, [0.5, 0.95, 0.99]);
     const end = start + WINDOW_MS[window];

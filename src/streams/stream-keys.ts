@@ -10,7 +10,7 @@ export interface StreamKeys {
   dedupe(partition: number, tenantId: string, messageId: string): string;
   /**
    * A live window's state as this partition's aggregate consumers counted it (a hash; its unique
-   * users are the HyperLogLog at `<key>:u`). Under the partition's hash tag, so one script updates
+   * users are the HyperLogLog at `<key>:u`, its value histogram the hash at `<key>:h`). Under the partition's hash tag, so one script updates
    * the windows and acknowledges the entries atomically; readers merge the partitions.
    * `type` null: all of the tenant's events (`*`, which no event type can be).
    */
