@@ -1,10 +1,8 @@
-import { randomBytes } from 'node:crypto';
-import { hostname } from 'node:os';
-import { setTimeout as sleep } from 'node:timers/promises';
 import { decodeStreamEvent, type StreamEvent } from '../ingest/stream-event.js';
 import type { Logger } from '../observability/logger.js';
 import type { Metrics } from '../observability/metrics.js';
-import { waitForReady, type Redis } from '../redis/create-redis.js';
+import type { Redis } from '../redis/create-redis.js';
+import { consumerName, runConsumerLoop } from '../streams/consumer-loop.js';
 import { ensureGroup, fieldsOf, type StreamEntry } from '../streams/stream-entries.js';
 import { CONSUMER_GROUPS, type StreamKeys } from '../streams/stream-keys.js';
 import type { AggregateEntry, TouchedWindow, WindowStore } from './window-store.js';
@@ -39,7 +37,7 @@ export function createAggregateWorker(
   options: AggregateWorkerOptions,
 ) {
   const { keys, store, metrics } = deps;
-  const consumer = `${hostname()}-${process.pid}-${randomBytes(3).toString('hex')}`;
+  const consumer = consumerName();
   const log = deps.logger.child({ worker: 'aggregate', consumer });
   const connections: Redis[] = [];
   let running = false;
@@ -72,33 +70,29 @@ export function createAggregateWorker(
     const redis = deps.connect(`aggregate-${partition}`);
     connections.push(redis);
     const stream = keys.stream(partition);
-    const claimEveryMs = Math.max(100, Math.min(options.claimIdleMs / 2, 5_000));
-    let nextClaimAt = 0;
-    let failures = 0;
-    while (running) {
-      if (redis.status !== 'ready') {
-        await waitForReady(redis, IDLE_BLOCK_MS).catch(() => undefined);
-        continue;
-      }
-      try {
-        if (Date.now() >= nextClaimAt) {
-          await ensureGroup(redis, stream, GROUP);
-          let cursor = '0-0';
-          do {
-            const [next, claimed] = (await redis.xautoclaim(
-              stream,
-              GROUP,
-              me,
-              options.claimIdleMs,
-              cursor,
-              'COUNT',
-              BATCH_SIZE,
-            )) as [string, StreamEntry[]];
-            cursor = next;
-            if (claimed.length) await applyBatch(partition, me, claimed);
-          } while (running && cursor !== '0-0');
-          nextClaimAt = Date.now() + claimEveryMs;
-        }
+    await runConsumerLoop({
+      redis,
+      running: () => running,
+      idleBlockMs: IDLE_BLOCK_MS,
+      maintainEveryMs: Math.max(100, Math.min(options.claimIdleMs / 2, 5_000)),
+      maintain: async () => {
+        await ensureGroup(redis, stream, GROUP);
+        let cursor = '0-0';
+        do {
+          const [next, claimed] = (await redis.xautoclaim(
+            stream,
+            GROUP,
+            me,
+            options.claimIdleMs,
+            cursor,
+            'COUNT',
+            BATCH_SIZE,
+          )) as [string, StreamEntry[]];
+          cursor = next;
+          if (claimed.length) await applyBatch(partition, me, claimed);
+        } while (running && cursor !== '0-0');
+      },
+      step: async () => {
         const reply = (await redis.xreadgroup(
           'GROUP',
           GROUP,
@@ -113,15 +107,12 @@ export function createAggregateWorker(
         )) as [string, StreamEntry[]][] | null;
         const entries = reply?.[0]?.[1] ?? [];
         if (entries.length) await applyBatch(partition, me, entries);
-        failures = 0;
-      } catch (err) {
-        if (!running) break;
-        // Nothing was counted or acknowledged by a failed script: the entries stay pending.
-        failures++;
-        if (failures === 1 || failures % 20 === 0) log.warn({ err, partition }, 'aggregate loop failed; retrying');
-        await sleep(Math.min(5_000, 100 * 2 ** Math.min(failures, 6)));
-      }
-    }
+      },
+      // A failed script counted and acknowledged nothing: the entries stay pending.
+      backoffMs: (failures) => Math.min(5_000, 100 * 2 ** Math.min(failures, 6)),
+      log: log.child({ partition }),
+      failureMessage: 'aggregate loop failed; retrying',
+    });
   }
 
   return {

@@ -1,5 +1,3 @@
-import { randomBytes } from 'node:crypto';
-import { hostname } from 'node:os';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type pg from 'pg';
 import type { Config } from '../config/config.js';
@@ -7,7 +5,8 @@ import { EventRepository } from '../ingest/event.repository.js';
 import { decodeStreamEvent, type StreamEvent } from '../ingest/stream-event.js';
 import type { Logger } from '../observability/logger.js';
 import type { Metrics } from '../observability/metrics.js';
-import { waitForReady, type Redis } from '../redis/create-redis.js';
+import type { Redis } from '../redis/create-redis.js';
+import { consumerName, runConsumerLoop } from './consumer-loop.js';
 import { CONSUMER_GROUPS, type StreamKeys } from './stream-keys.js';
 import { ensureGroup, fieldsOf, type StreamEntry } from './stream-entries.js';
 import { deadLetter, type DeadLetter } from './dead-letters.js';
@@ -55,8 +54,7 @@ class Stopping extends Error {}
 export function createPersistWorker(deps: PersistWorkerDeps) {
   const { keys, config, metrics } = deps;
   const repository = new EventRepository(deps.pool);
-  // Unique per process, so a restarted process never silently inherits a dead one's entries.
-  const consumer = `${hostname()}-${process.pid}-${randomBytes(3).toString('hex')}`;
+  const consumer = consumerName();
   const log = deps.logger.child({ worker: 'persist', consumer });
   const connections: Redis[] = [];
   let running = false;
@@ -237,33 +235,25 @@ export function createPersistWorker(deps: PersistWorkerDeps) {
     const redis = deps.connect(`persist-${partition}.${slot}`);
     connections.push(redis);
     const stream = keys.stream(partition);
-    const claimEveryMs = Math.max(100, Math.min(config.persist.claimIdleMs / 2, 5_000));
-    let nextClaimAt = 0;
-    let failures = 0;
-    while (running) {
-      // Commands fail fast while disconnected (nothing queues, so stop() never waits on one);
-      // wait for the connection in short steps instead.
-      if (redis.status !== 'ready') {
-        await waitForReady(redis, IDLE_BLOCK_MS).catch(() => undefined);
-        continue;
-      }
-      try {
-        if (Date.now() >= nextClaimAt) {
-          await ensureGroup(redis, stream, GROUP);
-          await reclaim(redis, partition, me);
-          nextClaimAt = Date.now() + claimEveryMs;
-        }
+    await runConsumerLoop({
+      redis,
+      running: () => running,
+      idleBlockMs: IDLE_BLOCK_MS,
+      maintainEveryMs: Math.max(100, Math.min(config.persist.claimIdleMs / 2, 5_000)),
+      maintain: async () => {
+        await ensureGroup(redis, stream, GROUP);
+        await reclaim(redis, partition, me);
+      },
+      step: async () => {
         const batch = await readBatch(redis, stream, me);
         if (batch.length) await processBatch(redis, partition, batch);
-        failures = 0;
-      } catch (err) {
-        if (err instanceof Stopping || !running) break;
-        // Redis unreachable (or a bug): nothing was acknowledged; back off and read again.
-        failures++;
-        if (failures === 1 || failures % 20 === 0) log.warn({ err, partition }, 'persist loop failed; retrying');
-        await sleep(backoffMs(failures));
-      }
-    }
+      },
+      backoffMs,
+      isStop: (err) => err instanceof Stopping,
+      // Redis unreachable (or a bug): nothing was acknowledged; back off and read again.
+      log: log.child({ partition }),
+      failureMessage: 'persist loop failed; retrying',
+    });
   }
 
   return {
