@@ -173,7 +173,7 @@ try {
   const sentInWindow = batches.length * BATCH;
   // Let the last snapshots arrive.
   await new Promise((resolve) => setTimeout(resolve, 3_000));
-  const lagged = await scrapeMetric(worker.url, 'aggregate_lag_seconds');
+  const lagged = await scrapeMetric(worker.url, 'aggregate_lag_seconds{window="ONE_MINUTE"}');
   const report = new Promise<{
     fromSent: number[];
     fromAnswer: number[];

@@ -186,7 +186,8 @@ export function createMetrics() {
 
     aggregateLag: new Gauge({
       name: 'aggregate_lag_seconds',
-      help: 'Seconds from the receipt of the newest event in the last batch the aggregate group counted until that batch was in the live windows; set once per batch.',
+      help: 'Per window length: seconds from the receipt of the newest event of the last batch counted in such windows until that batch was in them; set once per batch.',
+      labelNames: ['window'] as const,
       registers: [registry],
     }),
 

@@ -56,9 +56,8 @@ export function createAggregateWorker(
     const result = await store.apply(partition, GROUP, me, parsed);
     const { late, applied } = result;
     for (const [window, n] of late) metrics.lateEvents.inc({ window }, n);
-    if (result.events.length) {
-      metrics.aggregateLag.set((Date.now() - Math.max(...result.events.map((e) => e.receivedAt))) / 1000);
-    }
+    const done = Date.now();
+    for (const [window, receivedAt] of result.newest) metrics.aggregateLag.set({ window }, (done - receivedAt) / 1000);
     deps.onApplied?.(result);
     metrics.eventsAggregated.inc(applied);
     metrics.aggregateBatchDuration.observe((performance.now() - started) / 1000);

@@ -153,6 +153,8 @@ export function createWindowStore(redis: Redis, keys: StreamKeys, options: Windo
     const deltas = new Map<string, Delta>();
     const late = new Map<WindowName, number>();
     const touched = new Map<string, TouchedWindow>();
+    /** Per window length, the receipt time of the newest event counted in it. */
+    const newest = new Map<WindowName, number>();
     for (const { event } of entries) {
       if (!event) continue;
       const live = liveWindows(event.occurredAt, now);
@@ -160,6 +162,7 @@ export function createWindowStore(redis: Redis, keys: StreamKeys, options: Windo
         if (!live.some((l) => l.window === window)) late.set(window, (late.get(window) ?? 0) + 1);
       }
       for (const { window, start } of live) {
+        newest.set(window, Math.max(newest.get(window) ?? 0, event.receivedAt));
         for (const type of [event.type, null]) {
           const key = keys.window(partition, event.tenantId, window, start, type);
           let d = deltas.get(key);
@@ -190,7 +193,7 @@ export function createWindowStore(redis: Redis, keys: StreamKeys, options: Windo
         }
       }
     }
-    return { deltas, late, touched };
+    return { deltas, late, touched, newest };
   }
 
   /**
@@ -203,10 +206,16 @@ export function createWindowStore(redis: Redis, keys: StreamKeys, options: Windo
     consumer: string,
     entries: readonly AggregateEntry[],
     now = Date.now(),
-  ): Promise<{ late: Map<WindowName, number>; applied: number; touched: TouchedWindow[]; events: StreamEvent[] }> {
+  ): Promise<{
+    late: Map<WindowName, number>;
+    newest: Map<WindowName, number>;
+    applied: number;
+    touched: TouchedWindow[];
+    events: StreamEvent[];
+  }> {
     let remaining = entries;
     for (;;) {
-      const { deltas, late, touched } = deltasOf(partition, remaining, now);
+      const { deltas, late, touched, newest } = deltasOf(partition, remaining, now);
       const windowKeys: string[] = [];
       const payload = [...deltas].map(([key, d]) => {
         windowKeys.push(key, `${key}:u`, `${key}:h`);
@@ -240,7 +249,7 @@ export function createWindowStore(redis: Redis, keys: StreamKeys, options: Windo
       );
       if (applied === 1) {
         const events = remaining.flatMap((e) => (e.event ? [e.event] : []));
-        return { late, applied: remaining.length, touched: [...touched.values()], events };
+        return { late, newest, applied: remaining.length, touched: [...touched.values()], events };
       }
       const without = new Set(gone);
       remaining = remaining.filter((e) => !without.has(e.entryId));

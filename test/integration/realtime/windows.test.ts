@@ -159,6 +159,10 @@ describe('live windows (aggregate consumer group)', () => {
     let lateHour = 0;
     for (const g of gateways) lateHour += await scrapeMetric(g.url, 'late_events_total{window="ONE_HOUR"}');
     assert.equal(lateHour, 50);
+    // Lag per window length is exported by the processes that counted batches.
+    let lags = 0;
+    for (const g of gateways) lags += await scrapeMetric(g.url, 'aggregate_lag_seconds{window="ONE_HOUR"}');
+    assert.ok(lags > 0 && lags < 60, `aggregate_lag_seconds ${lags}`);
     const lateWindow = await store().read(tenantA, null, 'ONE_HOUR', Date.now() - 3 * WINDOW_MS.ONE_HOUR);
     assert.equal(lateWindow.count, 0);
   });
