@@ -88,13 +88,18 @@ export function createLiveFeed(deps: { publisher: Redis; subscriber: Redis; keyP
       // Ahead of anything the channel delivered meanwhile.
       if (value !== null && value !== undefined && !done) held.unshift({ value, size: 0 });
     });
+    // Failures (Redis unreachable) surface from next(); a subscription ended before its first
+    // next() must not leave them unhandled, which would end the process.
+    subscription.catch(() => undefined);
+    initial?.catch(() => undefined);
     const finish = async (): Promise<IteratorResult<T>> => {
       if (!done) {
         done = true;
         held.length = 0;
         heldBytes = 0;
         waiting?.({ value: undefined, done: true });
-        pubsub.unsubscribe(await subscription);
+        const id = await subscription.catch(() => undefined);
+        if (id !== undefined) pubsub.unsubscribe(id);
       }
       return { value: undefined, done: true };
     };
