@@ -105,8 +105,8 @@ export function createLiveFeed(deps: { publisher: Redis; subscriber: Redis; keyP
     };
     return {
       async next() {
-        await subscription;
-        await initial;
+        // Together: a read that fails (Redis down) answers at once, even while the subscribe waits.
+        await Promise.all([subscription, initial]);
         if (done) return { value: undefined, done: true };
         const next = held.shift();
         if (next !== undefined) {

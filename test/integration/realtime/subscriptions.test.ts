@@ -8,8 +8,15 @@ import WebSocket from 'ws';
 import { ApiKeyService } from '../../../src/auth/api-key.service.js';
 import { windowStart } from '../../../src/realtime/window.js';
 import { RecordEventsDocument, type EventInput } from '../../generated/graphql.js';
-import { scrapeMetric, spawnGatewayPair, stopGateways, type SpawnedGateway } from '../../helpers/gateway.js';
+import {
+  scrapeMetric,
+  spawnGateway,
+  spawnGatewayPair,
+  stopGateways,
+  type SpawnedGateway,
+} from '../../helpers/gateway.js';
 import { gql } from '../../helpers/graphql-client.js';
+import { createTcpProxy } from '../../helpers/tcp-proxy.js';
 import { REDIS_URL, isolatedEnv, testPool, waitFor } from '../../helpers/test-env.js';
 
 const ADMIN = 'agk_subscriptions-admin-key-0000000000000000000000';
@@ -261,5 +268,37 @@ describe('subscriptions over graphql-ws', () => {
     const health = await fetch(`${gateways[0]!.url}/health`);
     assert.equal(health.status, 200);
     socket.terminate();
+  });
+
+  it('answers a subscription it cannot serve with Redis gone, keeps running, and serves again once it is back', async () => {
+    const proxy = await createTcpProxy(6379);
+    const url = new URL(REDIS_URL);
+    url.port = String(proxy.port);
+    const [cutOff] = [
+      await spawnGateway(isolation.env({ ROLE: 'api', MIGRATE_ON_START: 'false', REDIS_URL: url.toString() })),
+    ];
+    try {
+      const c = client(cutOff.url, readerA);
+      const before = collect<Snapshot>(c, METRIC, { window: 'ONE_MINUTE' });
+      await waitFor(async () => before.received.length > 0, 5_000);
+      proxy.cut();
+      const during = collect<Snapshot>(client(cutOff.url, readerA), METRIC, { window: 'ONE_MINUTE' });
+      await waitFor(async () => during.errors.length > 0, 10_000);
+      assert.equal(during.received.length, 0);
+      assert.equal((await fetch(`${cutOff.url}/health`)).status, 200);
+      proxy.restore();
+      await waitFor(async () => {
+        const after = collect<Snapshot>(client(cutOff.url, readerA), METRIC, { window: 'FIVE_MINUTES' });
+        const ok = await waitFor(async () => after.received.length > 0, 2_000).then(
+          () => true,
+          () => false,
+        );
+        after.dispose();
+        return ok;
+      }, 15_000);
+    } finally {
+      await stopGateways([cutOff]);
+      await proxy.close();
+    }
   });
 });
