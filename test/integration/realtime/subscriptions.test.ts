@@ -274,9 +274,9 @@ describe('subscriptions over graphql-ws', () => {
     const proxy = await createTcpProxy(6379);
     const url = new URL(REDIS_URL);
     url.port = String(proxy.port);
-    const [cutOff] = [
-      await spawnGateway(isolation.env({ ROLE: 'api', MIGRATE_ON_START: 'false', REDIS_URL: url.toString() })),
-    ];
+    const cutOff = await spawnGateway(
+      isolation.env({ ROLE: 'api', MIGRATE_ON_START: 'false', REDIS_URL: url.toString() }),
+    );
     try {
       const c = client(cutOff.url, readerA);
       const before = collect<Snapshot>(c, METRIC, { window: 'ONE_MINUTE' });
