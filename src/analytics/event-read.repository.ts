@@ -171,15 +171,15 @@ export class EventReadRepository {
     perUser: number,
     type: string | null,
   ): Promise<Map<string, EventRow[]>> {
-    const since = (seen: UserSeen | null | undefined) =>
-      seen ? new Date(seen.last.getTime() - RECENT_WINDOW_MS) : null;
-    const byUser = await this.latestSince(
-      tenantId,
-      users.map((u) => ({ id: u.id, since: since(u.seen) })),
-      perUser,
-      type,
+    const windowed = users.map((u) => ({
+      id: u.id,
+      seen: u.seen,
+      since: u.seen ? new Date(u.seen.last.getTime() - RECENT_WINDOW_MS) : null,
+    }));
+    const byUser = await this.latestSince(tenantId, windowed, perUser, type);
+    const short = windowed.filter(
+      (u) => u.seen && u.since && u.seen.first < u.since && byUser.get(u.id)!.length < perUser,
     );
-    const short = users.filter((u) => u.seen && u.seen.first < since(u.seen)! && byUser.get(u.id)!.length < perUser);
     if (short.length > 0) {
       const whole = await this.latestSince(
         tenantId,

@@ -2,9 +2,7 @@ import { Field, ID, ObjectType } from 'type-graphql';
 import { DateTimeScalar, SafeIntScalar } from '../graphql/scalars.js';
 import { PageInfo } from './page-info.type.js';
 
-// simpleResolvers: the fields below are plain properties with no guard or middleware, so
-// graphql-js reads them directly rather than through type-graphql's per-field wrapper (a
-// week of hourly points is ~1,300 fields). Relations stay resolvers (user.resolver.ts, event.resolver.ts).
+// simpleResolvers: plain properties, read directly by graphql-js (why: stats.type.ts).
 @ObjectType('AnalyticsUser', {
   simpleResolvers: true,
   description: "One of the tenant's users (the userId events carry), with totals from the user rollup.",

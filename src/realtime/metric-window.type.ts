@@ -2,7 +2,7 @@ import { Field, Float, ObjectType } from 'type-graphql';
 import { DateTimeScalar, SafeIntScalar } from '../graphql/scalars.js';
 import { Window } from './window.enum.js';
 
-// simpleResolvers: plain properties of a snapshot, read directly by graphql-js.
+// simpleResolvers: plain properties of a snapshot, read directly by graphql-js (why: analytics/stats.type.ts).
 @ObjectType('MetricWindow', {
   simpleResolvers: true,
   description:

@@ -120,6 +120,7 @@ export interface WindowSnapshot {
 }
 
 interface Delta {
+  readonly window: TouchedWindow;
   count: number;
   valueCount: number;
   sum: number;
@@ -142,33 +143,28 @@ export function createWindowStore(redis: Redis, keys: StreamKeys, options: Windo
   redis.defineCommand('agwApplyWindows', { lua: APPLY_LUA });
   const { graceMs } = options;
 
-  /** The windows an event still counts in, or none when it is later than every grace period. */
-  function liveWindows(occurredAt: number, now: number): { window: WindowName; start: number }[] {
-    return WINDOW_NAMES.map((window) => ({ window, start: windowStart(window, occurredAt) })).filter(
-      ({ window, start }) => start + WINDOW_MS[window] + graceMs > now,
-    );
-  }
-
   function deltasOf(partition: number, entries: readonly AggregateEntry[], now: number) {
     const deltas = new Map<string, Delta>();
     const late = new Map<WindowName, number>();
-    const touched = new Map<string, TouchedWindow>();
     /** Per window length, the receipt time of the newest event counted in it. */
     const newest = new Map<WindowName, number>();
     for (const { event } of entries) {
       if (!event) continue;
-      const live = liveWindows(event.occurredAt, now);
+      const bucket = event.value === null ? null : bucketOf(event.value);
       for (const window of WINDOW_NAMES) {
-        if (!live.some((l) => l.window === window)) late.set(window, (late.get(window) ?? 0) + 1);
-      }
-      for (const { window, start } of live) {
+        const start = windowStart(window, event.occurredAt);
+        // Later than the window's end plus its grace period: counted as late, not in the window.
+        if (start + WINDOW_MS[window] + graceMs <= now) {
+          late.set(window, (late.get(window) ?? 0) + 1);
+          continue;
+        }
         newest.set(window, Math.max(newest.get(window) ?? 0, event.receivedAt));
         for (const type of [event.type, null]) {
           const key = keys.window(partition, event.tenantId, window, start, type);
           let d = deltas.get(key);
           if (!d) {
-            touched.set(key, { tenantId: event.tenantId, type, window, start });
             d = {
+              window: { tenantId: event.tenantId, type, window, start },
               count: 0,
               valueCount: 0,
               sum: 0,
@@ -187,13 +183,12 @@ export function createWindowStore(redis: Redis, keys: StreamKeys, options: Windo
             d.sum += event.value;
             d.min = Math.min(d.min, event.value);
             d.max = Math.max(d.max, event.value);
-            const bucket = bucketOf(event.value);
-            d.buckets.set(bucket, (d.buckets.get(bucket) ?? 0) + 1);
+            d.buckets.set(bucket!, (d.buckets.get(bucket!) ?? 0) + 1);
           }
         }
       }
     }
-    return { deltas, late, touched, newest };
+    return { deltas, late, newest };
   }
 
   /**
@@ -215,7 +210,7 @@ export function createWindowStore(redis: Redis, keys: StreamKeys, options: Windo
   }> {
     let remaining = entries;
     for (;;) {
-      const { deltas, late, touched, newest } = deltasOf(partition, remaining, now);
+      const { deltas, late, newest } = deltasOf(partition, remaining, now);
       const windowKeys: string[] = [];
       const payload = [...deltas].map(([key, d]) => {
         windowKeys.push(key, `${key}:u`, `${key}:h`);
@@ -249,7 +244,8 @@ export function createWindowStore(redis: Redis, keys: StreamKeys, options: Windo
       );
       if (applied === 1) {
         const events = remaining.flatMap((e) => (e.event ? [e.event] : []));
-        return { late, newest, applied: remaining.length, touched: [...touched.values()], events };
+        const touched = [...deltas.values()].map((d) => d.window);
+        return { late, newest, applied: remaining.length, touched, events };
       }
       const without = new Set(gone);
       remaining = remaining.filter((e) => !without.has(e.entryId));
