@@ -119,13 +119,15 @@ export function createAuditLogWriter(deps: AuditLogWriterDeps, options: AuditLog
 
   /** Writes batches until the queue is empty or a write fails; one drain at a time. */
   function drain(): Promise<void> {
-    return (draining ??= (async () => {
-      try {
+    if (!draining) {
+      // Cleared in a later tick: an empty queue would otherwise clear it before it is even set.
+      draining = (async () => {
         while (queue.length > 0 && (await writeBatch()));
-      } finally {
+      })().finally(() => {
         draining = undefined;
-      }
-    })());
+      });
+    }
+    return draining;
   }
 
   function schedule(delayMs: number): void {
