@@ -118,13 +118,21 @@ function fieldName(operation: OperationDefinitionNode | undefined, responseKey: 
   return responseKey;
 }
 
-/** Code and message of an error as the client saw them: masked internal errors stay masked here. */
+/**
+ * Code and message of an error as the client saw them: masked internal errors stay masked here.
+ * A contract code (a limit, a denial) is kept even when the error was not made safe on purpose,
+ * and a cost refusal keeps its numbers (`extensions.cost`).
+ */
 function errorDetails(error: unknown): Record<string, unknown> {
   const code = codeOf(error);
-  const exposed = isExposed({ extensions: code ? { code } : {} }, error);
-  return exposed
-    ? { code, message: (error as Error).message }
-    : { code: ErrorCode.INTERNAL_SERVER_ERROR, message: 'Internal server error' };
+  const cost = (error as { extensions?: { cost?: unknown } }).extensions?.cost;
+  if (isExposed({ extensions: code ? { code } : {} }, error)) {
+    return { code, message: (error as Error).message, ...(cost === undefined ? {} : { cost }) };
+  }
+  if (code && code !== ErrorCode.INTERNAL_SERVER_ERROR && code in ErrorCode) {
+    return { code, ...(cost === undefined ? {} : { cost }) };
+  }
+  return { code: ErrorCode.INTERNAL_SERVER_ERROR, message: 'Internal server error' };
 }
 
 const plain = (value: unknown): unknown =>

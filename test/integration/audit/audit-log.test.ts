@@ -1,6 +1,7 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import pg from 'pg';
+import WebSocket from 'ws';
 import { pino } from 'pino';
 import {
   AuditLogDocument,
@@ -364,6 +365,47 @@ describe('the audit log', () => {
     const ours = await gql(gateway.url, AuditLogDocument, { key: ADMIN_KEY, variables: { first: 100 } });
     assert.ok(!ours.data!.auditLog.edges.some((e) => e.node.keyId === other.apiKey.id));
     assert.ok(!ours.data!.auditLog.edges.some((e) => e.node.action === 'authenticate'));
+  });
+
+  it('records refused WebSocket connections: a bad key, and a key without analytics:read', async () => {
+    const connect = (authorization: string, userAgent: string) =>
+      new Promise<number>((resolve, reject) => {
+        const socket = new WebSocket(`${gateway.url.replace('http', 'ws')}/graphql`, 'graphql-transport-ws', {
+          headers: { 'user-agent': userAgent },
+        });
+        socket.once('open', () => socket.send(JSON.stringify({ type: 'connection_init', payload: { authorization } })));
+        socket.once('close', (code) => resolve(code));
+        socket.once('error', reject);
+      });
+    const bad = 'agk_' + 'Ws7'.repeat(14);
+    assert.equal(await connect(`Bearer ${bad}`, 'ws-audit/bad'), 4401);
+    const writer = await keys.createKey({ tenantSlug: 'demo', name: 'ws-writer', scopes: ['events:write'] });
+    assert.equal(await connect(`Bearer ${writer.plaintext}`, 'ws-audit/forbidden'), 4403);
+
+    const byAgent = async (agent: string) => {
+      let rows: Row[] = [];
+      await waitFor(async () => {
+        ({ rows } = await pool.query<Row>(
+          `SELECT tenant_id, api_key_id, key_prefix, action, result, host(ip) AS ip, details
+           FROM audit_log WHERE user_agent = $1`,
+          [agent],
+        ));
+        return rows.length > 0;
+      }, 5_000);
+      return rows;
+    };
+    const [unauthenticated] = await byAgent('ws-audit/bad');
+    assert.equal(unauthenticated!.action, 'authenticate');
+    assert.equal(unauthenticated!.result, 'unauthenticated');
+    assert.equal(unauthenticated!.key_prefix, bad.slice(0, 12));
+    assert.equal(unauthenticated!.tenant_id, null);
+    assert.equal(unauthenticated!.ip, '127.0.0.1');
+    assert.equal(unauthenticated!.details.transport, 'websocket');
+    const [denied] = await byAgent('ws-audit/forbidden');
+    assert.equal(denied!.action, 'subscribe');
+    assert.equal(denied!.result, 'denied');
+    assert.equal(denied!.tenant_id, demoTenant);
+    assert.equal(denied!.api_key_id, writer.apiKey.id);
   });
 
   it('cannot be changed or deleted through the gateway’s own database role', async () => {
