@@ -18,7 +18,15 @@ export interface AuditLogPluginOptions {
    * it. Default COST_LIMIT_EXCEEDED, RATE_LIMITED, PAYLOAD_TOO_LARGE.
    */
   readonly limitCodes?: readonly string[];
+  /**
+   * Parse and validation errors that are limit refusals too: graphql-armor's depth, alias,
+   * directive and token rules raise plain validation errors. Default: their messages.
+   */
+  readonly limitMessages?: RegExp;
 }
+
+const ARMOR_LIMIT = /^Syntax Error: (Query depth|Aliases|Directives|Token) limit of \d+ exceeded/;
+const REQUEST_ERROR_CODES = new Set(['GRAPHQL_VALIDATION_FAILED', 'GRAPHQL_PARSE_FAILED']);
 
 /** How many of a batch's per-event errors a row keeps; the counts are always complete. */
 const MAX_EVENT_ERRORS = 10;
@@ -54,8 +62,13 @@ export function auditLogPlugin(options: AuditLogPluginOptions): ApolloServerPlug
     options.limitCodes ?? [ErrorCode.COST_LIMIT_EXCEEDED, ErrorCode.RATE_LIMITED, ErrorCode.PAYLOAD_TOO_LARGE],
   );
 
+  const limitMessages = options.limitMessages ?? ARMOR_LIMIT;
+
   const resultOfError = (error: unknown): AuditResult | undefined => {
     const code = codeOf(error);
+    if (code && REQUEST_ERROR_CODES.has(code)) {
+      return limitMessages.test((error as Error).message) ? 'rejected' : undefined;
+    }
     if (code === ErrorCode.FORBIDDEN) return 'denied';
     if (code === ErrorCode.UNAUTHENTICATED) return 'unauthenticated';
     if (code !== undefined && limitCodes.has(code)) return 'rejected';

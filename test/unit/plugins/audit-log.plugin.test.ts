@@ -1,6 +1,7 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { ApolloServer } from '@apollo/server';
+import { maxDepthRule } from '@escape.tech/graphql-armor-max-depth';
 import { GraphQLError, buildSchema } from 'graphql';
 import type { AuditEntry } from '../../../src/audit/audit-entry.js';
 import type { GatewayContext } from '../../../src/graphql/context.js';
@@ -9,7 +10,7 @@ import { auditLogPlugin } from '../../../src/plugins/audit-log.plugin.js';
 
 const schema = buildSchema(`
   type Query { open: Int, secret: Int, auditLog(first: Int): Conn }
-  type Conn { edges: [Int] }
+  type Conn { edges: [Int], next: Conn }
   type Mutation { replayDeadLetters(limit: Int): Int, broken: Int }
 `);
 const rootValue = {
@@ -38,6 +39,10 @@ async function serve() {
   const server = new ApolloServer<GatewayContext>({
     schema,
     rootValue,
+    // As graphql-armor's Apollo integration sets it up: the refusal is reported, not thrown.
+    validationRules: [
+      maxDepthRule({ n: 3, propagateOnRejection: false, onReject: [(context, err) => context?.reportError(err)] }),
+    ],
     plugins: [
       {
         async requestDidStart() {
@@ -123,7 +128,7 @@ describe('audit log plugin', () => {
     }
   });
 
-  it('records a limit rejection raised by another plugin, by its code', async () => {
+  it('records limit rejections: by code from another plugin, and graphql-armor validation limits', async () => {
     const { rows, run, stop } = await serve();
     try {
       await run('query Expensive { open }');
@@ -132,6 +137,15 @@ describe('audit log plugin', () => {
       assert.equal(rows[0]!.result, 'rejected');
       assert.equal(rows[0]!.details.code, 'COST_LIMIT_EXCEEDED');
       assert.equal(rows[0]!.operationName, 'Expensive');
+
+      await run('query Deep { auditLog { edges } open }');
+      assert.equal(rows.length, 2, 'within the depth limit: an admin read');
+      await run('query Deeper { auditLog { next { next { next { edges } } } } }');
+      assert.equal(rows.length, 3);
+      assert.equal(rows[2]!.action, 'request');
+      assert.equal(rows[2]!.result, 'rejected');
+      assert.equal(rows[2]!.details.code, 'GRAPHQL_VALIDATION_FAILED');
+      assert.match(String(rows[2]!.details.message), /depth limit of 3 exceeded/);
     } finally {
       await stop();
     }
