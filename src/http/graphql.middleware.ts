@@ -5,6 +5,7 @@ import { auditEntry, presentedKeyPrefix, requestClient } from '../audit/audit-en
 import type { AuditLogWriter } from '../audit/audit-log.writer.js';
 import { parseBearerToken } from '../auth/bearer-token.js';
 import type { KeyVerifier } from '../auth/key-verifier.js';
+import type { Viewer } from '../auth/viewer.js';
 import type { GatewayContext, Services } from '../graphql/context.js';
 import { ErrorCode } from '../graphql/error-codes.js';
 
@@ -25,13 +26,14 @@ export interface GraphqlMiddlewareDeps {
 export function graphqlMiddleware(deps: GraphqlMiddlewareDeps): Router {
   const router = express.Router();
   router.use(express.json({ limit: deps.maxBodyBytes }));
-  router.use(bodyErrorHandler(deps));
+  router.use(auditBodyRefusal(deps));
+  router.use(bodyErrorHandler);
   router.use(
     expressMiddleware(deps.apollo, {
       context: async ({ req }: { req: Request }): Promise<GatewayContext> => {
         const client = requestClient(req);
         const header = req.headers.authorization;
-        let viewer;
+        let viewer: Viewer | null;
         try {
           const token = parseBearerToken(header);
           viewer = token === undefined ? null : await deps.keyVerifier.verify(token);
@@ -65,27 +67,34 @@ export function graphqlMiddleware(deps: GraphqlMiddlewareDeps): Router {
   return router;
 }
 
+/** Body-parser failures answered in the GraphQL error shape, with the contract's codes. */
+const bodyErrorHandler: ErrorRequestHandler = (err: { type?: string; limit?: number }, _req, res, next) => {
+  if (err.type === 'entity.too.large') {
+    res.status(413).json({
+      errors: [
+        { message: `Request body exceeds ${err.limit} bytes`, extensions: { code: ErrorCode.PAYLOAD_TOO_LARGE } },
+      ],
+    });
+  } else if (err.type === 'entity.parse.failed') {
+    res.status(400).json({
+      errors: [{ message: 'Request body is not valid JSON', extensions: { code: ErrorCode.BAD_USER_INPUT } }],
+    });
+  } else {
+    next(err);
+  }
+};
+
 /**
- * Body-parser failures answered in the GraphQL error shape, with the contract's codes. A body too
- * large is a limit rejection: audited after the answer, under the sender's tenant when its key checks out.
+ * A body too large is a limit rejection: passed on to bodyErrorHandler for the answer at once, and
+ * audited meanwhile, under the sender's tenant when its key checks out.
  */
-const bodyErrorHandler =
+const auditBodyRefusal =
   (deps: GraphqlMiddlewareDeps): ErrorRequestHandler =>
-  (err: { type?: string; limit?: number; length?: number }, req, res, next) => {
-    if (err.type === 'entity.too.large') {
-      res.status(413).json({
-        errors: [
-          { message: `Request body exceeds ${err.limit} bytes`, extensions: { code: ErrorCode.PAYLOAD_TOO_LARGE } },
-        ],
-      });
-      if (deps.audit) void auditTooLarge(deps, req, { limit: err.limit ?? null, length: err.length ?? null });
-    } else if (err.type === 'entity.parse.failed') {
-      res.status(400).json({
-        errors: [{ message: 'Request body is not valid JSON', extensions: { code: ErrorCode.BAD_USER_INPUT } }],
-      });
-    } else {
-      next(err);
+  (err: { type?: string; limit?: number; length?: number }, req, _res, next) => {
+    if (err.type === 'entity.too.large' && deps.audit) {
+      void auditTooLarge(deps, req, { limit: err.limit ?? null, length: err.length ?? null });
     }
+    next(err);
   };
 
 async function auditTooLarge(
@@ -93,7 +102,7 @@ async function auditTooLarge(
   req: Request,
   sizes: { limit: number | null; length: number | null },
 ): Promise<void> {
-  let viewer = null;
+  let viewer: Viewer | null = null;
   try {
     const token = parseBearerToken(req.headers.authorization);
     viewer = token === undefined ? null : await deps.keyVerifier.verify(token);
