@@ -12,6 +12,8 @@ import { pinoHttp } from 'pino-http';
 import { AnalyticsService } from './analytics/analytics.service.js';
 import { createQueryCache } from './analytics/query-cache.js';
 import { createRollupRefresher } from './analytics/rollup.refresher.js';
+import { AuditLogService } from './audit/audit-log.service.js';
+import { createAuditLogWriter } from './audit/audit-log.writer.js';
 import { ApiKeyService } from './auth/api-key.service.js';
 import { createKeyVerifier } from './auth/key-verifier.js';
 import type { Config } from './config/config.js';
@@ -40,6 +42,7 @@ import { createStreamKeys } from './streams/stream-keys.js';
 import type { Logger } from './observability/logger.js';
 import { createMetrics } from './observability/metrics.js';
 import { createReadiness } from './observability/readiness.js';
+import { auditLogPlugin } from './plugins/audit-log.plugin.js';
 import { errorLoggingPlugin } from './plugins/error-logging.plugin.js';
 import { closeRedis, createRedis } from './redis/create-redis.js';
 
@@ -95,7 +98,10 @@ export async function createApp(config: Config, logger: Logger): Promise<App> {
     deadLetters: createDeadLetterService(redis, keys, logger),
     analytics: new AnalyticsService({ pool, eventReadPool }, queryCache),
     realtime,
+    auditLog: new AuditLogService(pool),
   };
+  // Rows are queued by the request path and written in batches; stop() below writes the rest.
+  const audit = createAuditLogWriter({ pool, logger, metrics }, config.audit);
   const keyVerifier = createKeyVerifier({ pool, subscriber: authSubscriber, config, logger, metrics });
   const partitions = createEventPartitionsWorker(
     { pool, logger },
@@ -173,6 +179,7 @@ export async function createApp(config: Config, logger: Logger): Promise<App> {
     partitions: redis.status === 'ready' ? await maintenance.inspectAll() : 'unknown: redis is unreachable',
   }));
   if (rollups) readiness.register('rollups', async () => rollups.readiness());
+  readiness.register('audit', async () => audit.readiness());
 
   if (config.auth.bootstrapApiKey) await services.apiKeys.ensureBootstrapKey(config.auth.bootstrapApiKey);
   if (runsApi) await keyVerifier.start();
@@ -183,6 +190,7 @@ export async function createApp(config: Config, logger: Logger): Promise<App> {
     await maintenance.start();
   }
   await rollups?.start();
+  await audit.start();
 
   const expressApp = express();
   const httpServer = createServer(expressApp);
@@ -190,7 +198,7 @@ export async function createApp(config: Config, logger: Logger): Promise<App> {
   const schema = runsApi ? await buildGatewaySchema(feed.typeGraphqlPubSub()) : undefined;
   // Subscriptions: graphql-ws on the same port and path, with its own auth and limits.
   const webSockets = schema
-    ? createWebSocketServer({ httpServer, schema, keyVerifier, services, logger, metrics }, config.websocket)
+    ? createWebSocketServer({ httpServer, schema, keyVerifier, services, logger, metrics, audit }, config.websocket)
     : undefined;
   const apollo = schema
     ? new ApolloServer<GatewayContext>({
@@ -211,6 +219,7 @@ export async function createApp(config: Config, logger: Logger): Promise<App> {
             ? ApolloServerPluginLandingPageLocalDefault({ embed: true, includeCookies: false })
             : ApolloServerPluginLandingPageDisabled(),
           errorLoggingPlugin(logger),
+          auditLogPlugin({ writer: audit }),
           // No HTTP cache hints are served (answers are cached in Redis per tenant instead), and the
           // built-in cache-control plugin wraps every field resolver: about 10% of a list query's CPU.
           ApolloServerPluginCacheControlDisabled(),
@@ -254,7 +263,7 @@ export async function createApp(config: Config, logger: Logger): Promise<App> {
   if (apollo) {
     expressApp.use(
       '/graphql',
-      graphqlMiddleware({ apollo, keyVerifier, services, maxBodyBytes: config.http.maxBodyBytes }),
+      graphqlMiddleware({ apollo, keyVerifier, services, maxBodyBytes: config.http.maxBodyBytes, audit }),
     );
   }
 
@@ -282,6 +291,8 @@ export async function createApp(config: Config, logger: Logger): Promise<App> {
           aggregate?.stop().then(() => publisher?.stop()),
           maintenance.stop(),
           rollups?.stop(),
+          // After Apollo's drain, so the rows of requests that were in flight are written too.
+          audit.stop(),
         ]);
         await Promise.all([
           closeRedis(redis),

@@ -85,6 +85,12 @@ const environmentSchema = z.object({
   QUERY_CACHE_TTL_REALTIME_S: int(5, 1, 86_400),
   QUERY_CACHE_TTL_AGGREGATE_S: int(300, 1, 86_400),
   QUERY_CACHE_TTL_CLOSED_S: int(3_600, 1, 7 * 86_400),
+  // Audit rows are queued in memory and written in batches off the request path; past
+  // AUDIT_MAX_QUEUE waiting rows (Postgres down for long), new ones are dropped and counted.
+  AUDIT_LOG_ENABLED: flag(true),
+  AUDIT_BATCH_SIZE: int(200, 1, 10_000),
+  AUDIT_FLUSH_INTERVAL_MS: int(1_000, 10, 600_000),
+  AUDIT_MAX_QUEUE: int(10_000, 1, 1_000_000),
 });
 
 /** Every variable the gateway reads (the README's configuration table lists each of them). */
@@ -156,6 +162,12 @@ export const configSchema = environmentSchema.transform((env) => ({
       aggregate: env.QUERY_CACHE_TTL_AGGREGATE_S,
       closed: env.QUERY_CACHE_TTL_CLOSED_S,
     },
+  },
+  audit: {
+    enabled: env.AUDIT_LOG_ENABLED,
+    batchSize: env.AUDIT_BATCH_SIZE,
+    flushIntervalMs: env.AUDIT_FLUSH_INTERVAL_MS,
+    maxQueue: env.AUDIT_MAX_QUEUE,
   },
 }));
 

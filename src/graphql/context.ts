@@ -1,4 +1,6 @@
 import type { AnalyticsScope, AnalyticsService } from '../analytics/analytics.service.js';
+import type { RequestClient } from '../audit/audit-entry.js';
+import type { AuditLogService } from '../audit/audit-log.service.js';
 import type { ApiKeyService } from '../auth/api-key.service.js';
 import type { IngestService } from '../ingest/ingest.service.js';
 import type { DeadLetterService } from '../streams/dead-letters.js';
@@ -13,6 +15,7 @@ export interface Services {
   readonly deadLetters: DeadLetterService;
   readonly analytics: AnalyticsService;
   readonly realtime: RealtimeService;
+  readonly auditLog: AuditLogService;
 }
 
 /**
@@ -27,4 +30,6 @@ export interface GatewayContext {
   readonly services: Services;
   /** The viewer's tenant and this request's DataLoaders; null without a viewer. */
   readonly analytics: AnalyticsScope | null;
+  /** The caller's address and user agent, for audit rows; absent where there is no HTTP request. */
+  readonly client?: RequestClient;
 }

@@ -6,6 +6,7 @@ import { EventResolver } from '../analytics/event.resolver.js';
 import { StatsResolver } from '../analytics/stats.resolver.js';
 import { UserConnectionResolver, UserResolver } from '../analytics/user.resolver.js';
 import { ApiKeyResolver } from '../auth/api-key.resolver.js';
+import { AuditLogResolver } from '../audit/audit-log.resolver.js';
 import { authChecker } from '../auth/auth-checker.js';
 import { ViewerResolver } from '../auth/viewer.resolver.js';
 import { IngestResolver } from '../ingest/ingest.resolver.js';
@@ -22,6 +23,7 @@ const RESOLVERS = [
   UserConnectionResolver,
   StatsResolver,
   RealtimeResolver,
+  AuditLogResolver,
 ] as const;
 
 /**

@@ -1,8 +1,11 @@
 import type { ApolloServer } from '@apollo/server';
 import { expressMiddleware } from '@as-integrations/express5';
 import express, { type ErrorRequestHandler, type Request, type Router } from 'express';
+import { auditEntry, presentedKeyPrefix, requestClient } from '../audit/audit-entry.js';
+import type { AuditLogWriter } from '../audit/audit-log.writer.js';
 import { parseBearerToken } from '../auth/bearer-token.js';
 import type { KeyVerifier } from '../auth/key-verifier.js';
+import type { Viewer } from '../auth/viewer.js';
 import type { GatewayContext, Services } from '../graphql/context.js';
 import { ErrorCode } from '../graphql/error-codes.js';
 
@@ -11,6 +14,8 @@ export interface GraphqlMiddlewareDeps {
   readonly keyVerifier: KeyVerifier;
   readonly services: Services;
   readonly maxBodyBytes: number;
+  /** Authentication failures and body-size refusals happen before Apollo's plugins run: audited here. */
+  readonly audit?: Pick<AuditLogWriter, 'record'>;
 }
 
 /**
@@ -21,12 +26,32 @@ export interface GraphqlMiddlewareDeps {
 export function graphqlMiddleware(deps: GraphqlMiddlewareDeps): Router {
   const router = express.Router();
   router.use(express.json({ limit: deps.maxBodyBytes }));
+  router.use(auditBodyRefusal(deps));
   router.use(bodyErrorHandler);
   router.use(
     expressMiddleware(deps.apollo, {
       context: async ({ req }: { req: Request }): Promise<GatewayContext> => {
-        const token = parseBearerToken(req.headers.authorization);
-        const viewer = token === undefined ? null : await deps.keyVerifier.verify(token);
+        const client = requestClient(req);
+        const header = req.headers.authorization;
+        let viewer: Viewer | null;
+        try {
+          const token = parseBearerToken(header);
+          viewer = token === undefined ? null : await deps.keyVerifier.verify(token);
+        } catch (err) {
+          if ((err as { code?: unknown }).code === ErrorCode.UNAUTHENTICATED) {
+            deps.audit?.record(
+              auditEntry({
+                action: 'authenticate',
+                result: 'unauthenticated',
+                client,
+                requestId: String(req.id),
+                keyPrefix: presentedKeyPrefix(/^\s*Bearer\s+(\S+)/i.exec(String(header))?.[1]),
+                details: { reason: (err as Error).message },
+              }),
+            );
+          }
+          throw err;
+        }
         return {
           viewer,
           requestId: String(req.id),
@@ -34,6 +59,7 @@ export function graphqlMiddleware(deps: GraphqlMiddlewareDeps): Router {
           services: deps.services,
           // Fresh DataLoaders per request, bound to the key's tenant.
           analytics: viewer ? deps.services.analytics.scope(viewer.tenantId) : null,
+          client,
         };
       },
     }),
@@ -57,3 +83,40 @@ const bodyErrorHandler: ErrorRequestHandler = (err: { type?: string; limit?: num
     next(err);
   }
 };
+
+/**
+ * A body too large is a limit rejection: passed on to bodyErrorHandler for the answer at once, and
+ * audited meanwhile, under the sender's tenant when its key checks out.
+ */
+const auditBodyRefusal =
+  (deps: GraphqlMiddlewareDeps): ErrorRequestHandler =>
+  (err: { type?: string; limit?: number; length?: number }, req, _res, next) => {
+    if (err.type === 'entity.too.large' && deps.audit) {
+      void auditTooLarge(deps, req, { limit: err.limit ?? null, length: err.length ?? null });
+    }
+    next(err);
+  };
+
+async function auditTooLarge(
+  deps: GraphqlMiddlewareDeps,
+  req: Request,
+  sizes: { limit: number | null; length: number | null },
+): Promise<void> {
+  let viewer: Viewer | null = null;
+  try {
+    const token = parseBearerToken(req.headers.authorization);
+    viewer = token === undefined ? null : await deps.keyVerifier.verify(token);
+  } catch {
+    // An unverifiable key: the row belongs to no tenant.
+  }
+  deps.audit!.record(
+    auditEntry({
+      action: 'request',
+      result: 'rejected',
+      viewer,
+      client: requestClient(req),
+      requestId: String(req.id),
+      details: { code: ErrorCode.PAYLOAD_TOO_LARGE, limitBytes: sizes.limit, bodyBytes: sizes.length },
+    }),
+  );
+}

@@ -31,11 +31,9 @@ export function createLogger(config: Pick<Config, 'log'>, destination?: pino.Des
       formatters: { level: (label) => ({ level: label }) },
       redact: { paths: REDACT_PATHS, censor: '[REDACTED]' },
       hooks: {
-        // Free-text arguments can carry a key too (an error message quoting a header, say).
-        logMethod(args, method) {
-          const masked = args.map((arg) => (typeof arg === 'string' ? maskSecrets(arg) : arg));
-          method.apply(this, masked as Parameters<typeof method>);
-        },
+        // The serialized line, so structured fields are masked as well as messages: keys, tokens and
+        // personal data never reach the destination (one pass per line; see mask-secrets.ts).
+        streamWrite: maskSecrets,
       },
       serializers: {
         err: (err: Error) => {

@@ -235,6 +235,32 @@ export function createMetrics() {
       labelNames: ['reason'] as const,
       registers: [registry],
     }),
+
+    auditEntries: new Counter({
+      name: 'audit_entries_total',
+      help: 'Audit rows by fate: written (committed to audit_log by a batch), dropped (refused because AUDIT_MAX_QUEUE rows were already waiting, or a row Postgres rejected as invalid, or left unwritten when shutdown gave up).',
+      labelNames: ['result'] as const,
+      registers: [registry],
+    }),
+
+    auditFlushFailures: new Counter({
+      name: 'audit_flush_failures_total',
+      help: 'Audit batches whose INSERT failed (Postgres unreachable or failing); the rows stay queued and are retried with backoff.',
+      registers: [registry],
+    }),
+
+    auditQueueLength: new Gauge({
+      name: 'audit_queue_length',
+      help: 'Audit rows waiting in memory to be written; set whenever a row is queued or a batch is written.',
+      registers: [registry],
+    }),
+
+    auditFlushDuration: new Histogram({
+      name: 'audit_flush_duration_seconds',
+      help: 'Time to write one batch of audit rows (masking and INSERT); observed once per successful batch.',
+      buckets: [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5],
+      registers: [registry],
+    }),
   };
 }
 

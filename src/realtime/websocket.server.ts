@@ -4,6 +4,7 @@ import { CloseCode } from 'graphql-ws';
 import { useServer } from 'graphql-ws/use/ws';
 import { WebSocketServer } from 'ws';
 import { randomUUID } from 'node:crypto';
+import { auditEntry, presentedKeyPrefix, requestClient, type AuditEntry } from '../audit/audit-entry.js';
 import { parseBearerToken } from '../auth/bearer-token.js';
 import type { KeyVerifier } from '../auth/key-verifier.js';
 import { grants } from '../auth/scopes.js';
@@ -46,6 +47,8 @@ export function createWebSocketServer(
     services: Services;
     logger: Logger;
     metrics: Metrics;
+    /** Refused connections and subscriptions become audit rows, as over HTTP. */
+    audit?: { record(entry: AuditEntry): void };
   },
   options: WebSocketServerOptions,
 ) {
@@ -79,9 +82,10 @@ export function createWebSocketServer(
         const socket = ctx.extra.socket;
         const raw = ctx.connectionParams?.authorization;
         let viewer: Viewer | undefined;
+        let token: string | undefined;
         try {
           // A bare key is accepted as well as "Bearer <key>".
-          const token =
+          token =
             typeof raw === 'string' && !/^\s*bearer\s/i.test(raw) ? raw.trim() : parseBearerToken(raw ?? undefined);
           viewer = token ? await deps.keyVerifier.verify(token) : undefined;
         } catch (err) {
@@ -91,12 +95,31 @@ export function createWebSocketServer(
           }
           viewer = undefined;
         }
+        const client = requestClient(ctx.extra.request);
         if (!viewer) {
+          deps.audit?.record(
+            auditEntry({
+              action: 'authenticate',
+              result: 'unauthenticated',
+              client,
+              keyPrefix: presentedKeyPrefix(token),
+              details: { transport: 'websocket' },
+            }),
+          );
           metrics.subscriptionsRefused.inc({ reason: 'unauthenticated' });
           socket.close(CloseCode.Unauthorized, 'Unauthorized');
           return false;
         }
         if (!grants(viewer.scopes, 'analytics:read')) {
+          deps.audit?.record(
+            auditEntry({
+              action: 'subscribe',
+              result: 'denied',
+              viewer,
+              client,
+              details: { transport: 'websocket', code: ErrorCode.FORBIDDEN },
+            }),
+          );
           metrics.subscriptionsRefused.inc({ reason: 'forbidden' });
           socket.close(CloseCode.Forbidden, 'Forbidden: analytics:read is required');
           return false;
@@ -104,10 +127,22 @@ export function createWebSocketServer(
         stateOf(ctx.extra).viewer = viewer;
         return true;
       },
-      onSubscribe: (ctx, id) => {
+      onSubscribe: (ctx, id, payload) => {
         const state = stateOf(ctx.extra);
         const viewer = state.viewer!;
+        const refused = (reason: string) =>
+          deps.audit?.record(
+            auditEntry({
+              action: 'subscribe',
+              result: 'rejected',
+              viewer,
+              client: requestClient(ctx.extra.request),
+              operationName: payload.operationName ?? null,
+              details: { transport: 'websocket', code: ErrorCode.RATE_LIMITED, reason },
+            }),
+          );
         if (state.subscriptions.size >= options.maxPerConnection) {
+          refused('connection_limit');
           metrics.subscriptionsRefused.inc({ reason: 'connection_limit' });
           return refusal(
             `at most ${options.maxPerConnection} subscriptions may run on one connection`,
@@ -115,6 +150,7 @@ export function createWebSocketServer(
           );
         }
         if ((perKey.get(viewer.keyId) ?? 0) >= options.maxPerKey) {
+          refused('key_limit');
           metrics.subscriptionsRefused.inc({ reason: 'key_limit' });
           return refusal(`at most ${options.maxPerKey} subscriptions may run for one API key`, ErrorCode.RATE_LIMITED);
         }
