@@ -1,4 +1,4 @@
-import { Arg, Authorized, Ctx, ID, Mutation, Resolver } from 'type-graphql';
+import { Arg, Authorized, Ctx, ID, Int, Mutation, Resolver } from 'type-graphql';
 import type { GatewayContext } from '../graphql/context.js';
 import { BadUserInputError } from '../graphql/errors.js';
 import type { ApiKeyRecord } from './api-key.repository.js';
@@ -13,9 +13,19 @@ export class ApiKeyResolver {
   async createApiKey(
     @Arg('name', () => String) name: string,
     @Arg('scopes', () => [String]) scopes: string[],
+    @Arg('maxOperationCost', () => Int, {
+      nullable: true,
+      description: "The key's own largest cost per operation (1..10,000,000); omitted: the gateway's default.",
+    })
+    maxOperationCost: number | null,
     @Ctx() { viewer, services }: GatewayContext,
   ): Promise<CreatedApiKeyType> {
-    const created = await services.apiKeys.createKey({ tenantSlug: viewer!.tenantSlug, name, scopes });
+    const created = await services.apiKeys.createKey({
+      tenantSlug: viewer!.tenantSlug,
+      name,
+      scopes,
+      maxOperationCost,
+    });
     return { apiKey: toApiKeyType(created.apiKey), key: created.plaintext };
   }
 
@@ -43,5 +53,6 @@ function toApiKeyType(record: ApiKeyRecord): ApiKeyType {
     createdAt: record.createdAt,
     revokedAt: record.revokedAt,
     lastUsedAt: record.lastUsedAt,
+    maxOperationCost: record.maxOperationCost,
   };
 }

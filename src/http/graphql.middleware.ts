@@ -5,12 +5,16 @@ import { parseBearerToken } from '../auth/bearer-token.js';
 import type { KeyVerifier } from '../auth/key-verifier.js';
 import type { GatewayContext, Services } from '../graphql/context.js';
 import { ErrorCode } from '../graphql/error-codes.js';
+import type { Metrics } from '../observability/metrics.js';
+import { batchLimitMiddleware, type BatchLimitOptions } from './batch-limit.middleware.js';
 
 export interface GraphqlMiddlewareDeps {
   readonly apollo: ApolloServer<GatewayContext>;
   readonly keyVerifier: KeyVerifier;
   readonly services: Services;
   readonly maxBodyBytes: number;
+  /** Batched requests (a JSON array of operations) longer than this are refused before any runs. */
+  readonly batchLimit?: BatchLimitOptions & { readonly metrics: Metrics };
 }
 
 /**
@@ -22,6 +26,7 @@ export function graphqlMiddleware(deps: GraphqlMiddlewareDeps): Router {
   const router = express.Router();
   router.use(express.json({ limit: deps.maxBodyBytes }));
   router.use(bodyErrorHandler);
+  if (deps.batchLimit) router.use(batchLimitMiddleware(deps.batchLimit.metrics, deps.batchLimit));
   router.use(
     expressMiddleware(deps.apollo, {
       context: async ({ req }: { req: Request }): Promise<GatewayContext> => {

@@ -12,6 +12,8 @@ import type { GatewayContext, Services } from '../graphql/context.js';
 import { ErrorCode } from '../graphql/error-codes.js';
 import type { Logger } from '../observability/logger.js';
 import type { Metrics } from '../observability/metrics.js';
+import type { CostLimits } from '../plugins/cost/cost-limits.js';
+import { admitWebSocketOperation } from '../plugins/cost/websocket-admission.js';
 
 export interface WebSocketServerOptions {
   /** Close a connection that sends no connection_init within this (4408). WS_CONNECTION_INIT_TIMEOUT_MS, 5 s. */
@@ -22,6 +24,8 @@ export interface WebSocketServerOptions {
   readonly maxPerConnection: number;
   /** Running subscriptions per API key on this replica. WS_MAX_SUBSCRIPTIONS_PER_KEY, 200. */
   readonly maxPerKey: number;
+  /** Lexical tokens of a document (MAX_TOKENS, 10,000), as over HTTP. */
+  readonly maxTokens?: number;
 }
 
 interface ConnectionState {
@@ -46,6 +50,8 @@ export function createWebSocketServer(
     services: Services;
     logger: Logger;
     metrics: Metrics;
+    /** Depth, alias, directive, cost and budget limits, as over HTTP; none when absent. */
+    costLimits?: CostLimits;
   },
   options: WebSocketServerOptions,
 ) {
@@ -104,7 +110,7 @@ export function createWebSocketServer(
         stateOf(ctx.extra).viewer = viewer;
         return true;
       },
-      onSubscribe: (ctx, id) => {
+      onSubscribe: async (ctx, id, payload) => {
         const state = stateOf(ctx.extra);
         const viewer = state.viewer!;
         if (state.subscriptions.size >= options.maxPerConnection) {
@@ -118,9 +124,18 @@ export function createWebSocketServer(
           metrics.subscriptionsRefused.inc({ reason: 'key_limit' });
           return refusal(`at most ${options.maxPerKey} subscriptions may run for one API key`, ErrorCode.RATE_LIMITED);
         }
+        // Parsed, validated and charged here, so graphql-ws runs what was admitted as it is.
+        const admitted = deps.costLimits
+          ? await admitWebSocketOperation(
+              { schema: deps.schema, limits: deps.costLimits, maxTokens: options.maxTokens ?? 10_000 },
+              viewer,
+              payload,
+            )
+          : undefined;
+        if (admitted && 'errors' in admitted) return [...admitted.errors];
         state.subscriptions.add(id);
         perKey.set(viewer.keyId, (perKey.get(viewer.keyId) ?? 0) + 1);
-        return undefined;
+        return admitted?.args;
       },
       onComplete: (ctx, id) => release(stateOf(ctx.extra), id),
       onError: (ctx, id) => release(stateOf(ctx.extra), id),
