@@ -33,9 +33,9 @@ export function costLimitPlugin(options: CostLimitPluginOptions): ApolloServerPl
       let admission: Admission | undefined;
       return {
         async parsingDidStart() {
-          // graphql-js's own message when parse's maxTokens (MAX_TOKENS) stops it.
+          // graphql-js's own message when parse's maxTokens (MAX_TOKENS) stops it ("more that" in graphql 16).
           return async (error) => {
-            if (error && /more than \d+ tokens/.test(error.message)) limits.countTokenRejection();
+            if (error && /contains more th\w+ \d+ tokens/.test(error.message)) limits.countTokenRejection();
           };
         },
 

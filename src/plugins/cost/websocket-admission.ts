@@ -31,7 +31,7 @@ export async function admitWebSocketOperation(
     document = parse(payload.query, { maxTokens: deps.maxTokens });
   } catch (err) {
     const error = err instanceof GraphQLError ? err : new GraphQLError(String(err));
-    if (error.message.includes('tokens')) deps.limits.countTokenRejection();
+    if (/contains more th\w+ \d+ tokens/.test(error.message)) deps.limits.countTokenRejection();
     return { errors: [new GraphQLError(error.message, { extensions: { code: 'GRAPHQL_PARSE_FAILED' } })] };
   }
   const invalid = validate(deps.schema, document);
