@@ -8,15 +8,14 @@ import { ApiKeyType, CreatedApiKeyType } from './api-key.type.js';
 export class ApiKeyResolver {
   @Authorized('admin')
   @Mutation(() => CreatedApiKeyType, {
-    description: "Creates a key in the caller's tenant. The plaintext key is returned once.",
+    description:
+      "Creates a key in the caller's tenant. The plaintext key is returned once. maxOperationCost (1..10,000,000) is the key's own largest cost per operation; omitted, the gateway's default applies.",
   })
   async createApiKey(
     @Arg('name', () => String) name: string,
     @Arg('scopes', () => [String]) scopes: string[],
-    @Arg('maxOperationCost', () => Int, {
-      nullable: true,
-      description: "The key's own largest cost per operation (1..10,000,000); omitted: the gateway's default.",
-    })
+    // Optional, so the contract's two-argument call still works; described on the mutation.
+    @Arg('maxOperationCost', () => Int, { nullable: true })
     maxOperationCost: number | null,
     @Ctx() { viewer, services }: GatewayContext,
   ): Promise<CreatedApiKeyType> {
