@@ -11,6 +11,7 @@ import { RecordEventsDocument } from '../../generated/graphql.js';
 import { scrapeMetric, startGateway, type RunningGateway } from '../../helpers/gateway.js';
 import { gql } from '../../helpers/graphql-client.js';
 import { createPgStatementCounter, type PgStatementCounter } from '../../helpers/pg-statement-counter.js';
+import { createTcpProxy } from '../../helpers/tcp-proxy.js';
 import { REDIS_URL, isolatedEnv, testPool, waitFor } from '../../helpers/test-env.js';
 
 const ADMIN = 'agk_cost-limits-admin-key-000000000000000000000000';
@@ -333,6 +334,29 @@ describe('cost limits', () => {
       [1, 60],
       'each operation of a batch is costed on its own',
     );
+  });
+
+  it('serves without a budget while Redis is unreachable (fail-open), and counts it', async () => {
+    const proxy = await createTcpProxy(Number(new URL(REDIS_URL).port || 6379));
+    const gateway = await startGateway(
+      isolation.env({ ROLE: 'api', MIGRATE_ON_START: 'false', REDIS_URL: `redis://127.0.0.1:${proxy.port}` }),
+    );
+    try {
+      const key = await newKey('redis-down');
+      const up = await query(gateway.url, '{ viewer { tenant } }', key);
+      assert.equal(typeof up.extensions!.cost!.currentlyAvailable, 'number');
+      proxy.cut();
+      const down = await query(gateway.url, '{ viewer { tenant costBudget { currentlyAvailable } } }', key);
+      assert.deepEqual(down.data, { viewer: { tenant: 'demo', costBudget: null } }, JSON.stringify(down.errors));
+      assert.equal(down.extensions!.cost!.currentlyAvailable, null);
+      assert.equal(down.extensions!.cost!.requestedQueryCost, 2);
+      assert.ok((await scrapeMetric(gateway.url, 'cost_budget_errors_total')) >= 1);
+      // The per-operation maximum needs no Redis and still holds.
+      assert.equal(code(await query(gateway.url, OVER_DEFAULT_MAX, key)), 'COST_LIMIT_EXCEEDED');
+    } finally {
+      await gateway.stop();
+      await proxy.close();
+    }
   });
 
   it('applies the same limits to subscriptions, and charges a subscription when it starts', async () => {
