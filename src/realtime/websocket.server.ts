@@ -124,6 +124,9 @@ export function createWebSocketServer(
           metrics.subscriptionsRefused.inc({ reason: 'key_limit' });
           return refusal(`at most ${options.maxPerKey} subscriptions may run for one API key`, ErrorCode.RATE_LIMITED);
         }
+        // The slot is taken before the first await, so concurrent subscribes see each other.
+        state.subscriptions.add(id);
+        perKey.set(viewer.keyId, (perKey.get(viewer.keyId) ?? 0) + 1);
         // Parsed, validated and charged here, so graphql-ws runs what was admitted as it is.
         const admitted = deps.costLimits
           ? await admitWebSocketOperation(
@@ -132,9 +135,10 @@ export function createWebSocketServer(
               payload,
             )
           : undefined;
-        if (admitted && 'errors' in admitted) return [...admitted.errors];
-        state.subscriptions.add(id);
-        perKey.set(viewer.keyId, (perKey.get(viewer.keyId) ?? 0) + 1);
+        if (admitted && 'errors' in admitted) {
+          release(state, id);
+          return [...admitted.errors];
+        }
         return admitted?.args;
       },
       onComplete: (ctx, id) => release(stateOf(ctx.extra), id),
