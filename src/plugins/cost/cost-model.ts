@@ -186,50 +186,68 @@ export function costModel(schema: GraphQLSchema): CostModel {
         return getDirectiveValues(GraphQLIncludeDirective, n, coerced)?.if !== false;
       };
 
+      // What each selection set costs per object it is applied to, worked out once per operation:
+      // a list of 100 items walks its plan 100 times, not its AST with its directives and rules.
+      interface Step {
+        readonly key: string;
+        readonly kind: 'edges' | 'object' | 'operation' | 'connection' | 'list';
+        readonly own: number;
+        readonly child?: { readonly type: GraphQLObjectType; readonly set: SelectionSetNode };
+      }
+      const plans = new Map<SelectionSetNode, Map<GraphQLObjectType, Step[]>>();
+      const plan = (type: GraphQLObjectType, selectionSet: SelectionSetNode): Step[] => {
+        let byType = plans.get(selectionSet);
+        const cached = byType?.get(type);
+        if (cached) return cached;
+        const steps: Step[] = [];
+        for (const selection of selectionSet.selections) {
+          if (!included(selection)) continue;
+          if (selection.kind !== Kind.FIELD) {
+            const fragment = selection.kind === Kind.FRAGMENT_SPREAD ? fragments.get(selection.name.value) : selection;
+            const condition = fragment?.typeCondition ? schema.getType(fragment.typeCondition.name.value) : type;
+            if (fragment && condition && (condition === type || isAbstractType(condition))) {
+              steps.push(...plan(type, fragment.selectionSet));
+            }
+            continue;
+          }
+          const field = type.getFields()[selection.name.value];
+          if (!field) continue;
+          const rule = ruleOf(schema, type, field);
+          if (rule.kind === 'leaf' || rule.kind === 'introspection' || rule.kind === 'included') continue;
+          const args = rule.kind === 'operation' ? getArgumentValues(field, selection, coerced) : {};
+          const named = getNamedType(field.type);
+          steps.push({
+            key: selection.alias?.value ?? selection.name.value,
+            kind: rule.kind,
+            own: ownCost(rule, args),
+            child:
+              selection.selectionSet && isObjectType(named) ? { type: named, set: selection.selectionSet } : undefined,
+          });
+        }
+        if (!byType) plans.set(selectionSet, (byType = new Map()));
+        byType.set(type, steps);
+        return steps;
+      };
+
       const walk = (
         type: GraphQLObjectType,
         selectionSet: SelectionSetNode,
         value: Record<string, unknown>,
       ): number => {
         let sum = 0;
-        for (const selection of selectionSet.selections) {
-          if (!included(selection)) continue;
-          if (selection.kind !== Kind.FIELD) {
-            const fragment = selection.kind === Kind.FRAGMENT_SPREAD ? fragments.get(selection.name.value) : selection;
-            const condition = fragment?.typeCondition ? schema.getType(fragment.typeCondition.name.value) : type;
-            if (!fragment || !condition) continue;
-            if (condition === type || isAbstractType(condition)) sum += walk(type, fragment.selectionSet, value);
-            continue;
-          }
-          const field = type.getFields()[selection.name.value];
-          if (!field) continue;
-          const result = value[selection.alias?.value ?? selection.name.value];
+        for (const step of plan(type, selectionSet)) {
+          const result = value[step.key];
           // Absent: nulled by an error above it, or never reached; nothing of it was served.
           if (result === undefined) continue;
-          const rule = ruleOf(schema, type, field);
-          const args = rule.kind === 'operation' ? getArgumentValues(field, selection, coerced) : {};
-          const named = getNamedType(field.type);
           const child = (item: unknown) =>
-            item && typeof item === 'object' && selection.selectionSet && isObjectType(named)
-              ? walk(named, selection.selectionSet, item as Record<string, unknown>)
+            step.child && item && typeof item === 'object'
+              ? walk(step.child.type, step.child.set, item as Record<string, unknown>)
               : 0;
-          const items = Array.isArray(result) ? result : [];
-          switch (rule.kind) {
-            case 'leaf':
-            case 'introspection':
-            case 'included':
-              break;
-            case 'edges':
-              for (const item of items) sum += child(item);
-              break;
-            case 'object':
-            case 'operation':
-            case 'connection':
-              sum += ownCost(rule, args) + child(result);
-              break;
-            case 'list':
-              for (const item of items) sum += ownCost(rule, args) + child(item);
-              break;
+          if (step.kind === 'edges' || step.kind === 'list') {
+            if (!Array.isArray(result)) continue;
+            for (const item of result) sum += (step.kind === 'list' ? step.own : 0) + child(item);
+          } else {
+            sum += step.own + child(result);
           }
         }
         return sum;
