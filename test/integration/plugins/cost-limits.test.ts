@@ -386,6 +386,10 @@ describe('cost limits', () => {
     assert.equal(deep.errors[0]!.extensions!.code, 'COST_LIMIT_EXCEEDED');
     assert.equal(deep.errors[0]!.extensions!.limit, 'depth');
 
+    const long = subscribe(`subscription { metricUpdated(window: ONE_MINUTE) { ${'count '.repeat(200)} } }`);
+    await waitFor(async () => long.errors.length > 0, 5_000);
+    assert.equal(long.errors[0]!.extensions!.code, 'GRAPHQL_PARSE_FAILED', 'the token limit, as over HTTP');
+
     const live = subscribe('subscription { metricUpdated(window: ONE_MINUTE) { count } }');
     await waitFor(async () => live.received > 0, 5_000);
     const budget = await query(replicaA.url, '{ viewer { costBudget { currentlyAvailable } } }', key);
