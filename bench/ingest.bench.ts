@@ -167,6 +167,9 @@ function gatewayEnv(port: number) {
     ROLE: 'all',
     PORT: String(port),
     BOOTSTRAP_API_KEY: KEY,
+    // One key sends everything: a cost budget this load cannot exhaust.
+    COST_BUDGET_CAPACITY: '1000000000',
+    COST_BUDGET_RESTORE_PER_MINUTE: '1000000000',
   });
 }
 

@@ -524,6 +524,9 @@ try {
       REDIS_URL,
       REDIS_KEY_PREFIX: KEY_PREFIX,
       QUERY_CACHE_ENABLED: String(cache),
+      // One key at hundreds of requests a second: a cost budget this load cannot exhaust.
+      COST_BUDGET_CAPACITY: '1000000000',
+      COST_BUDGET_RESTORE_PER_MINUTE: '1000000000',
     });
     for (const [label, cache] of [
       ['uncached', false],

@@ -89,6 +89,9 @@ const env = isolation.env({
   BOOTSTRAP_API_KEY: ADMIN,
   REALTIME_PUSH_INTERVAL_MS: values.interval,
   WS_MAX_SUBSCRIPTIONS_PER_KEY: String(subscribers + 10),
+  // One key for every subscriber and batch: a cost budget this load cannot exhaust.
+  COST_BUDGET_CAPACITY: '1000000000',
+  COST_BUDGET_RESTORE_PER_MINUTE: '1000000000',
   STREAM_MAX_LENGTH: '50000000',
 });
 // --roles all: one process does everything; split (default): an API process (ingestion,

@@ -44,6 +44,9 @@ import { createMetrics } from './observability/metrics.js';
 import { createReadiness } from './observability/readiness.js';
 import { auditLogPlugin } from './plugins/audit-log.plugin.js';
 import { errorLoggingPlugin } from './plugins/error-logging.plugin.js';
+import { costLimitPlugin } from './plugins/cost-limit.plugin.js';
+import { createCostBudget } from './plugins/cost/cost-budget.js';
+import { createCostLimits } from './plugins/cost/cost-limits.js';
 import { closeRedis, createRedis } from './redis/create-redis.js';
 
 export interface App {
@@ -92,6 +95,11 @@ export async function createApp(config: Config, logger: Logger): Promise<App> {
   });
   const realtime = createRealtimeService({ store: windows, feed, metrics });
   const queryCache = createQueryCache({ redis, keyPrefix: config.redis.keyPrefix, metrics, logger }, config.queryCache);
+  const costBudget = createCostBudget(redis, config.redis.keyPrefix, {
+    capacity: config.cost.budgetCapacity,
+    restorePerMinute: config.cost.restorePerMinute,
+    maxPerOperation: config.cost.maxPerOperation,
+  });
   const services: Services = {
     apiKeys: new ApiKeyService(pool, redis, config.redis.keyPrefix, logger),
     ingest,
@@ -99,6 +107,7 @@ export async function createApp(config: Config, logger: Logger): Promise<App> {
     analytics: new AnalyticsService({ pool, eventReadPool }, queryCache),
     realtime,
     auditLog: new AuditLogService(pool),
+    ...(config.cost.mode === 'off' ? {} : { costBudget }),
   };
   // Rows are queued by the request path and written in batches; stop() below writes the rest.
   const audit = createAuditLogWriter({ pool, logger, metrics }, config.audit);
@@ -196,9 +205,24 @@ export async function createApp(config: Config, logger: Logger): Promise<App> {
   const httpServer = createServer(expressApp);
   // Only the API role serves GraphQL; a worker answers probes and metrics alone.
   const schema = runsApi ? await buildGatewaySchema(feed.typeGraphqlPubSub()) : undefined;
+  // Depth, alias, directive and cost limits and the budgets: the same for HTTP and WebSocket.
+  const costLimits = schema
+    ? createCostLimits(
+        { schema, budget: costBudget, metrics, logger },
+        {
+          mode: config.cost.mode,
+          maxDepth: config.requestLimits.maxDepth,
+          maxAliases: config.requestLimits.maxAliases,
+          maxDirectives: config.requestLimits.maxDirectives,
+        },
+      )
+    : undefined;
   // Subscriptions: graphql-ws on the same port and path, with its own auth and limits.
   const webSockets = schema
-    ? createWebSocketServer({ httpServer, schema, keyVerifier, services, logger, metrics, audit }, config.websocket)
+    ? createWebSocketServer(
+        { httpServer, schema, keyVerifier, services, logger, metrics, audit, costLimits },
+        { ...config.websocket, maxTokens: config.requestLimits.maxTokens },
+      )
     : undefined;
   const apollo = schema
     ? new ApolloServer<GatewayContext>({
@@ -210,6 +234,10 @@ export async function createApp(config: Config, logger: Logger): Promise<App> {
         // Signals are handled by main.ts, which also closes pools after Apollo has drained.
         stopOnTerminationSignals: false,
         formatError,
+        // Each operation of a batch is costed and charged on its own; MAX_BATCH_OPERATIONS bounds them.
+        allowBatchedHttpRequests: true,
+        // The parser stops at the limit, before a huge document costs any parsing or validation.
+        parseOptions: { maxTokens: config.requestLimits.maxTokens },
         logger: logger.child({ component: 'apollo' }),
         plugins: [
           ApolloServerPluginDrainHttpServer({ httpServer, stopGracePeriodMillis: config.http.shutdownGraceMs }),
@@ -219,6 +247,7 @@ export async function createApp(config: Config, logger: Logger): Promise<App> {
             ? ApolloServerPluginLandingPageLocalDefault({ embed: true, includeCookies: false })
             : ApolloServerPluginLandingPageDisabled(),
           errorLoggingPlugin(logger),
+          costLimitPlugin({ limits: costLimits! }),
           auditLogPlugin({ writer: audit }),
           // No HTTP cache hints are served (answers are cached in Redis per tenant instead), and the
           // built-in cache-control plugin wraps every field resolver: about 10% of a list query's CPU.
@@ -263,7 +292,14 @@ export async function createApp(config: Config, logger: Logger): Promise<App> {
   if (apollo) {
     expressApp.use(
       '/graphql',
-      graphqlMiddleware({ apollo, keyVerifier, services, maxBodyBytes: config.http.maxBodyBytes, audit }),
+      graphqlMiddleware({
+        apollo,
+        keyVerifier,
+        services,
+        maxBodyBytes: config.http.maxBodyBytes,
+        audit,
+        batchLimit: { metrics, maxOperations: config.requestLimits.maxBatchOperations, mode: config.cost.mode },
+      }),
     );
   }
 

@@ -19,6 +19,7 @@ export interface ApiKeyRecord {
   readonly createdAt: Date;
   readonly revokedAt: Date | null;
   readonly lastUsedAt: Date | null;
+  readonly maxOperationCost: number | null;
 }
 
 export interface ApiKeyCandidate extends ApiKeyRecord {
@@ -27,7 +28,8 @@ export interface ApiKeyCandidate extends ApiKeyRecord {
 
 const KEY_COLUMNS = `
   k.id, k.tenant_id AS "tenantId", t.slug AS "tenantSlug", k.name, k.key_prefix AS prefix,
-  k.scopes, k.created_at AS "createdAt", k.revoked_at AS "revokedAt", k.last_used_at AS "lastUsedAt"`;
+  k.scopes, k.created_at AS "createdAt", k.revoked_at AS "revokedAt", k.last_used_at AS "lastUsedAt",
+  k.max_operation_cost AS "maxOperationCost"`;
 
 /** SQL for tenants and API keys. Every statement that touches a key says which tenant it is in. */
 export class ApiKeyRepository {
@@ -54,18 +56,25 @@ export class ApiKeyRepository {
    * alone and undefined is returned, so a bootstrap key is created once and never resurrected.
    */
   async insertKey(
-    key: { tenantId: string; name: string; prefix: string; hash: Buffer; scopes: readonly Scope[] },
+    key: {
+      tenantId: string;
+      name: string;
+      prefix: string;
+      hash: Buffer;
+      scopes: readonly Scope[];
+      maxOperationCost?: number | null;
+    },
     options: { ifAbsent?: boolean } = {},
   ): Promise<ApiKeyRecord | undefined> {
     const { rows } = await this.db.query<ApiKeyRecord>(
       `WITH k AS (
-         INSERT INTO api_keys (tenant_id, name, key_prefix, key_hash, scopes)
-         VALUES ($1, $2, $3, $4, $5)
+         INSERT INTO api_keys (tenant_id, name, key_prefix, key_hash, scopes, max_operation_cost)
+         VALUES ($1, $2, $3, $4, $5, $6)
          ${options.ifAbsent ? 'ON CONFLICT (key_hash) DO NOTHING' : ''}
          RETURNING *
        )
        SELECT ${KEY_COLUMNS} FROM k JOIN tenants t ON t.id = k.tenant_id`,
-      [key.tenantId, key.name, key.prefix, key.hash, key.scopes],
+      [key.tenantId, key.name, key.prefix, key.hash, key.scopes, key.maxOperationCost ?? null],
     );
     return rows[0];
   }

@@ -1,4 +1,4 @@
-import { Arg, Authorized, Ctx, ID, Mutation, Resolver } from 'type-graphql';
+import { Arg, Authorized, Ctx, ID, Int, Mutation, Resolver } from 'type-graphql';
 import type { GatewayContext } from '../graphql/context.js';
 import { BadUserInputError } from '../graphql/errors.js';
 import type { ApiKeyRecord } from './api-key.repository.js';
@@ -8,14 +8,23 @@ import { ApiKeyType, CreatedApiKeyType } from './api-key.type.js';
 export class ApiKeyResolver {
   @Authorized('admin')
   @Mutation(() => CreatedApiKeyType, {
-    description: "Creates a key in the caller's tenant. The plaintext key is returned once.",
+    description:
+      "Creates a key in the caller's tenant. The plaintext key is returned once. maxOperationCost (1..10,000,000) is the key's own largest cost per operation; omitted, the gateway's default applies.",
   })
   async createApiKey(
     @Arg('name', () => String) name: string,
     @Arg('scopes', () => [String]) scopes: string[],
+    // Optional, so the contract's two-argument call still works; described on the mutation.
+    @Arg('maxOperationCost', () => Int, { nullable: true })
+    maxOperationCost: number | null,
     @Ctx() { viewer, services }: GatewayContext,
   ): Promise<CreatedApiKeyType> {
-    const created = await services.apiKeys.createKey({ tenantSlug: viewer!.tenantSlug, name, scopes });
+    const created = await services.apiKeys.createKey({
+      tenantSlug: viewer!.tenantSlug,
+      name,
+      scopes,
+      maxOperationCost,
+    });
     return { apiKey: toApiKeyType(created.apiKey), key: created.plaintext };
   }
 
@@ -43,5 +52,6 @@ function toApiKeyType(record: ApiKeyRecord): ApiKeyType {
     createdAt: record.createdAt,
     revokedAt: record.revokedAt,
     lastUsedAt: record.lastUsedAt,
+    maxOperationCost: record.maxOperationCost,
   };
 }

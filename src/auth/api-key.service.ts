@@ -31,8 +31,21 @@ export class ApiKeyService {
     this.repository = new ApiKeyRepository(pool);
   }
 
-  async createKey(input: { tenantSlug: string; name: string; scopes: readonly string[] }): Promise<CreatedApiKey> {
+  async createKey(input: {
+    tenantSlug: string;
+    name: string;
+    scopes: readonly string[];
+    /** The key's own largest cost per operation; absent or null: COST_MAX_PER_OPERATION. */
+    maxOperationCost?: number | null;
+  }): Promise<CreatedApiKey> {
     const scopes = validateScopes(input.scopes);
+    const maxOperationCost = input.maxOperationCost ?? null;
+    if (
+      maxOperationCost !== null &&
+      !(Number.isInteger(maxOperationCost) && maxOperationCost >= 1 && maxOperationCost <= MAX_OPERATION_COST)
+    ) {
+      throw new BadUserInputError(`maxOperationCost must be an integer 1..${MAX_OPERATION_COST}`);
+    }
     const name = input.name.trim();
     if (name.length < 1 || name.length > 128) throw new BadUserInputError('name must be 1..128 characters');
     const tenant = await this.repository.upsertTenant(validateTenantSlug(input.tenantSlug));
@@ -43,8 +56,9 @@ export class ApiKeyService {
       prefix: apiKeyPrefix(plaintext),
       hash: hashApiKey(plaintext),
       scopes,
+      maxOperationCost,
     });
-    this.logger.info({ keyId: apiKey!.id, tenant: tenant.slug, scopes }, 'api key created');
+    this.logger.info({ keyId: apiKey!.id, tenant: tenant.slug, scopes, maxOperationCost }, 'api key created');
     return { apiKey: apiKey!, plaintext };
   }
 
@@ -88,6 +102,9 @@ export class ApiKeyService {
     if (created) this.logger.info({ keyId: created.id, tenant: BOOTSTRAP_TENANT }, 'bootstrap admin key created');
   }
 }
+
+/** The bound the api_keys column enforces too. */
+const MAX_OPERATION_COST = 10_000_000;
 
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 

@@ -1,4 +1,4 @@
-import { Field, ID, ObjectType } from 'type-graphql';
+import { Field, ID, Int, ObjectType } from 'type-graphql';
 import { DateTimeScalar } from '../graphql/scalars.js';
 
 @ObjectType('ApiKey', { description: 'An API key of the tenant. The key itself is never shown again after creation.' })
@@ -23,6 +23,12 @@ export class ApiKeyType {
 
   @Field(() => DateTimeScalar, { nullable: true, description: 'Recorded with a resolution of about a minute.' })
   lastUsedAt!: Date | null;
+
+  @Field(() => Int, {
+    nullable: true,
+    description: "The key's own largest cost per operation; null: the gateway's default (COST_MAX_PER_OPERATION).",
+  })
+  maxOperationCost!: number | null;
 }
 
 @ObjectType('CreatedApiKey')

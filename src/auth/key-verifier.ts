@@ -89,6 +89,7 @@ export function createKeyVerifier({ pool, subscriber, config, logger, metrics }:
         keyName: match.name,
         keyPrefix: match.prefix,
         scopes: match.scopes,
+        maxOperationCost: match.maxOperationCost,
       },
     };
   }

@@ -1,5 +1,6 @@
-import { Authorized, Ctx, Query, Resolver } from 'type-graphql';
+import { Authorized, Ctx, FieldResolver, Query, Resolver } from 'type-graphql';
 import type { GatewayContext } from '../graphql/context.js';
+import { CostBudgetType } from './cost-budget.type.js';
 import { ViewerType } from './viewer.type.js';
 
 @Resolver(() => ViewerType)
@@ -9,5 +10,15 @@ export class ViewerResolver {
   viewer(@Ctx() { viewer }: GatewayContext): ViewerType {
     // The auth checker has already refused a request without a viewer.
     return { tenant: viewer!.tenantSlug, keyName: viewer!.keyName, scopes: [...viewer!.scopes] };
+  }
+
+  @FieldResolver(() => CostBudgetType, {
+    nullable: true,
+    description: "The key's cost budget; null when cost limits are off (COST_MODE=off).",
+  })
+  async costBudget(@Ctx() { viewer, services }: GatewayContext): Promise<CostBudgetType | null> {
+    if (!services.costBudget) return null;
+    // Redis unreachable: the budget is unknown, as extensions.cost then reports it (null).
+    return services.costBudget.status(viewer!).catch(() => null);
   }
 }

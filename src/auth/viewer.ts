@@ -8,4 +8,6 @@ export interface Viewer {
   readonly keyName: string;
   readonly keyPrefix: string;
   readonly scopes: readonly Scope[];
+  /** The key's own largest cost per operation; null or absent: COST_MAX_PER_OPERATION. */
+  readonly maxOperationCost?: number | null;
 }

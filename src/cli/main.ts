@@ -9,7 +9,7 @@ import { createLogger } from '../observability/logger.js';
 import { closeRedis, createRedis, waitForReady } from '../redis/create-redis.js';
 
 const USAGE = `Usage:
-  npm run cli -- keys create --tenant <slug> --scopes <scope,scope> [--name <name>]
+  npm run cli -- keys create --tenant <slug> --scopes <scope,scope> [--name <name>] [--max-cost <points>]
   npm run cli -- keys list --tenant <slug>
   npm run cli -- keys revoke <key id>
 
@@ -26,6 +26,7 @@ async function main(argv: string[]): Promise<number> {
       tenant: { type: 'string' },
       scopes: { type: 'string' },
       name: { type: 'string' },
+      'max-cost': { type: 'string' },
       help: { type: 'boolean', short: 'h' },
     },
   });
@@ -49,6 +50,7 @@ async function main(argv: string[]): Promise<number> {
         const { apiKey, plaintext } = await service.createKey({
           tenantSlug: values.tenant,
           name: values.name ?? 'cli',
+          maxOperationCost: values['max-cost'] === undefined ? null : parseMaxCost(values['max-cost']),
           scopes: values.scopes
             .split(',')
             .map((s) => s.trim())
@@ -58,6 +60,7 @@ async function main(argv: string[]): Promise<number> {
         console.log(`key id:  ${apiKey.id}`);
         console.log(`name:    ${apiKey.name}`);
         console.log(`scopes:  ${apiKey.scopes.join(',')}`);
+        if (apiKey.maxOperationCost !== null) console.log(`max cost per operation: ${apiKey.maxOperationCost}`);
         console.log('The key follows on the next line. Store it now: only its hash is kept.');
         console.log(plaintext);
         return 0;
@@ -97,6 +100,12 @@ async function main(argv: string[]): Promise<number> {
   } finally {
     await Promise.all([pool.end(), closeRedis(redis)]);
   }
+}
+
+/** Digits only: `Number('1e3')` or `'12abc'` slipping through would surprise an operator. */
+function parseMaxCost(value: string): number {
+  if (!/^\d{1,9}$/.test(value)) throw new UsageError();
+  return Number(value);
 }
 
 try {

@@ -91,6 +91,17 @@ const environmentSchema = z.object({
   AUDIT_BATCH_SIZE: int(200, 1, 10_000),
   AUDIT_FLUSH_INTERVAL_MS: int(1_000, 10, 600_000),
   AUDIT_MAX_QUEUE: int(10_000, 1, 1_000_000),
+  // enforce: refuse over-limit operations; measure: run them, but report and count what would have
+  // been refused (to tune limits before enforcing them); off: no cost analysis or budget at all.
+  COST_MODE: z.enum(['enforce', 'measure', 'off']).default('enforce'),
+  COST_MAX_PER_OPERATION: int(1_000, 1, 10_000_000),
+  COST_BUDGET_CAPACITY: int(20_000, 1, 1_000_000_000),
+  COST_BUDGET_RESTORE_PER_MINUTE: int(20_000, 1, 1_000_000_000),
+  MAX_QUERY_DEPTH: int(12, 1, 1_000),
+  MAX_ALIASES: int(30, 0, 100_000),
+  MAX_DIRECTIVES: int(50, 0, 100_000),
+  MAX_TOKENS: int(10_000, 100, 10_000_000),
+  MAX_BATCH_OPERATIONS: int(10, 1, 1_000),
 });
 
 /** Every variable the gateway reads (the README's configuration table lists each of them). */
@@ -154,6 +165,19 @@ export const configSchema = environmentSchema.transform((env) => ({
     keepAliveMs: env.WS_KEEPALIVE_MS,
     maxPerConnection: env.WS_MAX_SUBSCRIPTIONS_PER_CONNECTION,
     maxPerKey: env.WS_MAX_SUBSCRIPTIONS_PER_KEY,
+  },
+  cost: {
+    mode: env.COST_MODE,
+    maxPerOperation: env.COST_MAX_PER_OPERATION,
+    budgetCapacity: env.COST_BUDGET_CAPACITY,
+    restorePerMinute: env.COST_BUDGET_RESTORE_PER_MINUTE,
+  },
+  requestLimits: {
+    maxDepth: env.MAX_QUERY_DEPTH,
+    maxAliases: env.MAX_ALIASES,
+    maxDirectives: env.MAX_DIRECTIVES,
+    maxTokens: env.MAX_TOKENS,
+    maxBatchOperations: env.MAX_BATCH_OPERATIONS,
   },
   queryCache: {
     enabled: env.QUERY_CACHE_ENABLED,

@@ -7,6 +7,7 @@ import type { DeadLetterService } from '../streams/dead-letters.js';
 import type { Viewer } from '../auth/viewer.js';
 import type { Logger } from '../observability/logger.js';
 import type { RealtimeService } from '../realtime/realtime.service.js';
+import type { CostBudget } from '../plugins/cost/cost-budget.js';
 
 /** What a resolver reaches; services are shared, everything else is built per request. */
 export interface Services {
@@ -16,6 +17,8 @@ export interface Services {
   readonly analytics: AnalyticsService;
   readonly realtime: RealtimeService;
   readonly auditLog: AuditLogService;
+  /** The per-key cost budgets; absent with COST_MODE=off. */
+  readonly costBudget?: CostBudget;
 }
 
 /**

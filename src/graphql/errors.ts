@@ -49,3 +49,23 @@ export class ServiceUnavailableError extends GatewayError {
     super(message, ErrorCode.SERVICE_UNAVAILABLE, 503);
   }
 }
+
+/**
+ * A request over a size limit (cost, depth, aliases, directives, batch): refused before anything
+ * runs, and refused again if retried as it is. `limit` says which limit; `cost` (for cost limits)
+ * carries the requested cost and the key's budget, as Shopify and GitHub do.
+ */
+export class CostLimitExceededError extends GatewayError {
+  readonly code = ErrorCode.COST_LIMIT_EXCEEDED;
+  constructor(message: string, extensions: { limit: string } & Record<string, unknown>) {
+    super(message, ErrorCode.COST_LIMIT_EXCEEDED, 400, extensions);
+  }
+}
+
+/** The key's budget cannot pay for the operation now; `retryAfterMs` says when it will. */
+export class RateLimitedError extends GatewayError {
+  readonly code = ErrorCode.RATE_LIMITED;
+  constructor(message: string, extensions: Record<string, unknown> = {}) {
+    super(message, ErrorCode.RATE_LIMITED, 429, extensions);
+  }
+}

@@ -8,6 +8,8 @@ import type { KeyVerifier } from '../auth/key-verifier.js';
 import type { Viewer } from '../auth/viewer.js';
 import type { GatewayContext, Services } from '../graphql/context.js';
 import { ErrorCode } from '../graphql/error-codes.js';
+import type { Metrics } from '../observability/metrics.js';
+import { batchLimitMiddleware, type BatchLimitOptions } from './batch-limit.middleware.js';
 
 export interface GraphqlMiddlewareDeps {
   readonly apollo: ApolloServer<GatewayContext>;
@@ -16,6 +18,8 @@ export interface GraphqlMiddlewareDeps {
   readonly maxBodyBytes: number;
   /** Authentication failures and body-size refusals happen before Apollo's plugins run: audited here. */
   readonly audit?: Pick<AuditLogWriter, 'record'>;
+  /** Batched requests (a JSON array of operations) longer than this are refused before any runs. */
+  readonly batchLimit?: BatchLimitOptions & { readonly metrics: Metrics };
 }
 
 /**
@@ -28,6 +32,15 @@ export function graphqlMiddleware(deps: GraphqlMiddlewareDeps): Router {
   router.use(express.json({ limit: deps.maxBodyBytes }));
   router.use(auditBodyRefusal(deps));
   router.use(bodyErrorHandler);
+  if (deps.batchLimit) {
+    router.use(
+      batchLimitMiddleware(deps.batchLimit.metrics, {
+        ...deps.batchLimit,
+        onRefused: (req, sizes) =>
+          void auditRequestRefusal(deps, req, { code: ErrorCode.COST_LIMIT_EXCEEDED, limit: 'batch', ...sizes }),
+      }),
+    );
+  }
   router.use(
     expressMiddleware(deps.apollo, {
       context: async ({ req }: { req: Request }): Promise<GatewayContext> => {
@@ -84,24 +97,30 @@ const bodyErrorHandler: ErrorRequestHandler = (err: { type?: string; limit?: num
   }
 };
 
-/**
- * A body too large is a limit rejection: passed on to bodyErrorHandler for the answer at once, and
- * audited meanwhile, under the sender's tenant when its key checks out.
- */
+/** A body too large is a limit rejection: passed on to bodyErrorHandler and audited meanwhile. */
 const auditBodyRefusal =
   (deps: GraphqlMiddlewareDeps): ErrorRequestHandler =>
   (err: { type?: string; limit?: number; length?: number }, req, _res, next) => {
-    if (err.type === 'entity.too.large' && deps.audit) {
-      void auditTooLarge(deps, req, { limit: err.limit ?? null, length: err.length ?? null });
+    if (err.type === 'entity.too.large') {
+      void auditRequestRefusal(deps, req, {
+        code: ErrorCode.PAYLOAD_TOO_LARGE,
+        limitBytes: err.limit ?? null,
+        bodyBytes: err.length ?? null,
+      });
     }
     next(err);
   };
 
-async function auditTooLarge(
+/**
+ * A request refused before Apollo runs (body too large, batch too long) is a limit rejection:
+ * audited under the sender's tenant when its key checks out, while the answer goes out at once.
+ */
+async function auditRequestRefusal(
   deps: GraphqlMiddlewareDeps,
   req: Request,
-  sizes: { limit: number | null; length: number | null },
+  details: Record<string, unknown>,
 ): Promise<void> {
+  if (!deps.audit) return;
   let viewer: Viewer | null = null;
   try {
     const token = parseBearerToken(req.headers.authorization);
@@ -109,14 +128,14 @@ async function auditTooLarge(
   } catch {
     // An unverifiable key: the row belongs to no tenant.
   }
-  deps.audit!.record(
+  deps.audit.record(
     auditEntry({
       action: 'request',
       result: 'rejected',
       viewer,
       client: requestClient(req),
       requestId: String(req.id),
-      details: { code: ErrorCode.PAYLOAD_TOO_LARGE, limitBytes: sizes.limit, bodyBytes: sizes.length },
+      details,
     }),
   );
 }

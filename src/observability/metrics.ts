@@ -261,6 +261,27 @@ export function createMetrics() {
       buckets: [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5],
       registers: [registry],
     }),
+
+    operationCost: new Histogram({
+      name: 'graphql_operation_cost',
+      help: 'Requested (static) cost of each GraphQL operation the cost limits examined, HTTP and WebSocket, by operation type; observed before execution, whether it then ran or not.',
+      labelNames: ['operation'] as const,
+      buckets: [1, 5, 10, 25, 50, 100, 250, 500, 1000, 2500, 5000, 10000],
+      registers: [registry],
+    }),
+
+    costRejections: new Counter({
+      name: 'graphql_cost_rejections_total',
+      help: 'Operations refused by a limit (mode enforce) or that a limit would have refused (mode measure, where they ran), by reason: operation_limit, budget, depth, aliases, directives, tokens, batch.',
+      labelNames: ['reason', 'mode'] as const,
+      registers: [registry],
+    }),
+
+    costBudgetErrors: new Counter({
+      name: 'cost_budget_errors_total',
+      help: 'Budget charges, refunds or reads that failed because Redis could not be reached; the operation was served without a budget (fail-open).',
+      registers: [registry],
+    }),
   };
 }
 

@@ -13,6 +13,8 @@ import type { GatewayContext, Services } from '../graphql/context.js';
 import { ErrorCode } from '../graphql/error-codes.js';
 import type { Logger } from '../observability/logger.js';
 import type { Metrics } from '../observability/metrics.js';
+import type { CostLimits } from '../plugins/cost/cost-limits.js';
+import { admitWebSocketOperation } from '../plugins/cost/websocket-admission.js';
 
 export interface WebSocketServerOptions {
   /** Close a connection that sends no connection_init within this (4408). WS_CONNECTION_INIT_TIMEOUT_MS, 5 s. */
@@ -23,6 +25,8 @@ export interface WebSocketServerOptions {
   readonly maxPerConnection: number;
   /** Running subscriptions per API key on this replica. WS_MAX_SUBSCRIPTIONS_PER_KEY, 200. */
   readonly maxPerKey: number;
+  /** Lexical tokens of a document (MAX_TOKENS, 10,000), as over HTTP. */
+  readonly maxTokens?: number;
 }
 
 interface ConnectionState {
@@ -49,6 +53,8 @@ export function createWebSocketServer(
     metrics: Metrics;
     /** Refused connections and subscriptions become audit rows, as over HTTP. */
     audit?: { record(entry: AuditEntry): void };
+    /** Depth, alias, directive, cost and budget limits, as over HTTP; none when absent. */
+    costLimits?: CostLimits;
   },
   options: WebSocketServerOptions,
 ) {
@@ -127,10 +133,10 @@ export function createWebSocketServer(
         stateOf(ctx.extra).viewer = viewer;
         return true;
       },
-      onSubscribe: (ctx, id, payload) => {
+      onSubscribe: async (ctx, id, payload) => {
         const state = stateOf(ctx.extra);
         const viewer = state.viewer!;
-        const refused = (reason: string) =>
+        const refused = (reason: string, code: string = ErrorCode.RATE_LIMITED) =>
           deps.audit?.record(
             auditEntry({
               action: 'subscribe',
@@ -138,7 +144,7 @@ export function createWebSocketServer(
               viewer,
               client: requestClient(ctx.extra.request),
               operationName: payload.operationName ?? null,
-              details: { transport: 'websocket', code: ErrorCode.RATE_LIMITED, reason },
+              details: { transport: 'websocket', code, reason },
             }),
           );
         if (state.subscriptions.size >= options.maxPerConnection) {
@@ -154,9 +160,27 @@ export function createWebSocketServer(
           metrics.subscriptionsRefused.inc({ reason: 'key_limit' });
           return refusal(`at most ${options.maxPerKey} subscriptions may run for one API key`, ErrorCode.RATE_LIMITED);
         }
+        // The slot is taken before the first await, so concurrent subscribes see each other.
         state.subscriptions.add(id);
         perKey.set(viewer.keyId, (perKey.get(viewer.keyId) ?? 0) + 1);
-        return undefined;
+        // Parsed, validated and charged here, so graphql-ws runs what was admitted as it is.
+        const admitted = deps.costLimits
+          ? await admitWebSocketOperation(
+              { schema: deps.schema, limits: deps.costLimits, maxTokens: options.maxTokens ?? 10_000 },
+              viewer,
+              payload,
+            )
+          : undefined;
+        if (admitted && 'errors' in admitted) {
+          release(state, id);
+          const [first] = admitted.errors;
+          const { code, limit } = (first?.extensions ?? {}) as { code?: string; limit?: string };
+          // Limit refusals are audited; a plain invalid document (unknown field, bad syntax) is not.
+          if (code === ErrorCode.COST_LIMIT_EXCEEDED || code === ErrorCode.RATE_LIMITED) refused(limit ?? 'budget', code);
+          else if (first && /contains more th\w+ \d+ tokens/.test(first.message)) refused('tokens', code);
+          return [...admitted.errors];
+        }
+        return admitted?.args;
       },
       onComplete: (ctx, id) => release(stateOf(ctx.extra), id),
       onError: (ctx, id) => release(stateOf(ctx.extra), id),

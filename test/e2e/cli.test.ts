@@ -80,5 +80,25 @@ describe('npm run cli -- keys …', () => {
     assert.equal(badTenant.code, 1);
     const missing = await cli('keys', 'revoke', '00000000-0000-4000-8000-000000000000');
     assert.equal(missing.code, 1);
+    const badMaxCost = await cli('keys', 'create', '--tenant', 'acme', '--scopes', 'admin', '--max-cost', '1e3');
+    assert.equal(badMaxCost.code, 2);
+  });
+
+  it('gives a key its own cost maximum with --max-cost', async () => {
+    const created = await cli('keys', 'create', '--tenant', 'acme', '--scopes', 'analytics:read', '--max-cost', '250');
+    assert.equal(created.code, 0, created.stderr);
+    assert.match(created.stdout, /max cost per operation: 250/);
+    const key = created.stdout.trim().split('\n').at(-1)!;
+    const response = await fetch(`${gateway.url}/graphql`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json', authorization: `Bearer ${key}` },
+      body: JSON.stringify({ query: '{ viewer { costBudget { maxOperationCost } } }' }),
+    });
+    const body = (await response.json()) as {
+      data: { viewer: { costBudget: { maxOperationCost: number } } };
+      extensions: { cost: { maxOperationCost: number } };
+    };
+    assert.equal(body.data.viewer.costBudget.maxOperationCost, 250);
+    assert.equal(body.extensions.cost.maxOperationCost, 250);
   });
 });

@@ -16,7 +16,8 @@ describe('schema/schema.graphql', () => {
     assert.match(sdl, /type Viewer \{[^}]*keyName: String![^}]*scopes: \[String!\]![^}]*tenant: String!/s);
     assert.match(sdl, /scalar DateTime/);
     assert.match(sdl, /scalar JSON/);
-    assert.match(sdl, /createApiKey\(name: String!, scopes: \[String!\]!\): CreatedApiKey!/);
+    // maxOperationCost is optional: the two-argument call clients rely on still works.
+    assert.match(sdl, /createApiKey\((maxOperationCost: Int, )?name: String!, scopes: \[String!\]!\): CreatedApiKey!/);
     assert.match(sdl, /revokeApiKey\(id: ID!\): ApiKey!/);
   });
 });
