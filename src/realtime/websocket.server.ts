@@ -176,7 +176,8 @@ export function createWebSocketServer(
           const [first] = admitted.errors;
           const { code, limit } = (first?.extensions ?? {}) as { code?: string; limit?: string };
           // Limit refusals are audited; a plain invalid document (unknown field, bad syntax) is not.
-          if (code === ErrorCode.COST_LIMIT_EXCEEDED || code === ErrorCode.RATE_LIMITED) refused(limit ?? 'budget', code);
+          if (code === ErrorCode.COST_LIMIT_EXCEEDED || code === ErrorCode.RATE_LIMITED)
+            refused(limit ?? 'budget', code);
           else if (first && /contains more th\w+ \d+ tokens/.test(first.message)) refused('tokens', code);
           return [...admitted.errors];
         }
