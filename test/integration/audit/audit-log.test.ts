@@ -1,5 +1,6 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
+import { createClient } from 'graphql-ws';
 import pg from 'pg';
 import WebSocket from 'ws';
 import { pino } from 'pino';
@@ -254,6 +255,43 @@ describe('the audit log', () => {
     assert.equal(row!.details.limitBytes, 4096);
   });
 
+  it('records the cost limit refusing an operation and the batch limit refusing a request', async () => {
+    const costly = client('too-costly');
+    const refused = await fetch(`${gateway.url}/graphql`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json', authorization: `Bearer ${ADMIN_KEY}`, ...costly },
+      body: JSON.stringify({
+        query: 'query Wide { users(first: 100) { edges { node { events(first: 100) { type } } } } }',
+      }),
+    });
+    assert.equal(
+      ((await refused.json()) as { errors: [{ extensions: { code: string } }] }).errors[0].extensions.code,
+      'COST_LIMIT_EXCEEDED',
+    );
+    const [costRow] = await rowsOf(costly['x-request-id']);
+    assert.equal(costRow!.action, 'request');
+    assert.equal(costRow!.result, 'rejected');
+    assert.equal(costRow!.operation_name, 'Wide');
+    assert.equal(costRow!.tenant_id, demoTenant);
+    assert.equal(costRow!.details.code, 'COST_LIMIT_EXCEEDED');
+
+    const batched = client('batch');
+    const response = await fetch(`${gateway.url}/graphql`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json', authorization: `Bearer ${ADMIN_KEY}`, ...batched },
+      body: JSON.stringify(Array.from({ length: 11 }, () => ({ query: '{ viewer { tenant } }' }))),
+    });
+    assert.equal(response.status, 400);
+    const [batchRow] = await rowsOf(batched['x-request-id']);
+    assert.equal(batchRow!.action, 'request');
+    assert.equal(batchRow!.result, 'rejected');
+    assert.equal(batchRow!.tenant_id, demoTenant);
+    assert.deepEqual(
+      { code: batchRow!.details.code, limit: batchRow!.details.limit, found: batchRow!.details.found },
+      { code: 'COST_LIMIT_EXCEEDED', limit: 'batch', found: 11 },
+    );
+  });
+
   it('lists the tenant’s rows newest first, filtered by action, result, time range and key, in pages', async () => {
     const pager = await keys.createKey({ tenantSlug: 'demo', name: 'pager', scopes: ['events:write'] });
     const from = new Date();
@@ -367,7 +405,7 @@ describe('the audit log', () => {
     assert.ok(!ours.data!.auditLog.edges.some((e) => e.node.action === 'authenticate'));
   });
 
-  it('records refused WebSocket connections: a bad key, and a key without analytics:read', async () => {
+  it('records refused WebSocket connections (a bad key, a key without analytics:read) and subscriptions refused by a limit', async () => {
     const connect = (authorization: string, userAgent: string) =>
       new Promise<number>((resolve, reject) => {
         const socket = new WebSocket(`${gateway.url.replace('http', 'ws')}/graphql`, 'graphql-transport-ws', {
@@ -406,6 +444,42 @@ describe('the audit log', () => {
     assert.equal(denied!.result, 'denied');
     assert.equal(denied!.tenant_id, demoTenant);
     assert.equal(denied!.api_key_id, writer.apiKey.id);
+
+    // A subscription refused by a limit in onSubscribe, as an HTTP operation would be.
+    const client = createClient({
+      url: `${gateway.url.replace('http', 'ws')}/graphql`,
+      webSocketImpl: WebSocket,
+      connectionParams: { authorization: `Bearer ${ADMIN_KEY}` },
+      retryAttempts: 0,
+    });
+    try {
+      const refusal = await new Promise<unknown>((resolve) =>
+        client.subscribe(
+          // Nested past MAX_QUERY_DEPTH (12).
+          {
+            operationName: 'Deep',
+            query: `subscription Deep { eventRecorded { ${'user { events { '.repeat(6)}id${' } }'.repeat(6)} } }`,
+          },
+          { next: () => undefined, error: resolve, complete: () => resolve(null) },
+        ),
+      );
+      assert.equal((refusal as [{ extensions: { code: string } }])[0].extensions.code, 'COST_LIMIT_EXCEEDED');
+    } finally {
+      await client.dispose();
+    }
+    let rows: Row[] = [];
+    await waitFor(async () => {
+      ({ rows } = await pool.query<Row>(
+        `SELECT tenant_id, action, result, operation_name, details FROM audit_log
+         WHERE action = 'subscribe' AND result = 'rejected' AND operation_name = 'Deep'`,
+      ));
+      return rows.length > 0;
+    }, 5_000);
+    assert.equal(rows[0]!.tenant_id, demoTenant);
+    assert.deepEqual(
+      { code: rows[0]!.details.code, reason: rows[0]!.details.reason },
+      { code: 'COST_LIMIT_EXCEEDED', reason: 'depth' },
+    );
   });
 
   it('cannot be changed or deleted through the gateway’s own database role', async () => {
