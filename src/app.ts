@@ -41,6 +41,8 @@ import type { Logger } from './observability/logger.js';
 import { createMetrics } from './observability/metrics.js';
 import { createReadiness } from './observability/readiness.js';
 import { errorLoggingPlugin } from './plugins/error-logging.plugin.js';
+import { loggingPlugin } from './plugins/logging.plugin.js';
+import { tracingPlugin } from './plugins/tracing.plugin.js';
 import { closeRedis, createRedis } from './redis/create-redis.js';
 
 export interface App {
@@ -188,9 +190,15 @@ export async function createApp(config: Config, logger: Logger): Promise<App> {
   const httpServer = createServer(expressApp);
   // Only the API role serves GraphQL; a worker answers probes and metrics alone.
   const schema = runsApi ? await buildGatewaySchema(feed.typeGraphqlPubSub()) : undefined;
+  // Over HTTP as Apollo plugins; over WebSocket called by the subscription server.
+  const tracing = tracingPlugin({ metrics });
+  const operationLog = loggingPlugin({ enabled: config.operationLog.enabled });
   // Subscriptions: graphql-ws on the same port and path, with its own auth and limits.
   const webSockets = schema
-    ? createWebSocketServer({ httpServer, schema, keyVerifier, services, logger, metrics }, config.websocket)
+    ? createWebSocketServer(
+        { httpServer, schema, keyVerifier, services, logger, metrics, operationObservers: [tracing, operationLog] },
+        config.websocket,
+      )
     : undefined;
   const apollo = schema
     ? new ApolloServer<GatewayContext>({
@@ -211,6 +219,8 @@ export async function createApp(config: Config, logger: Logger): Promise<App> {
             ? ApolloServerPluginLandingPageLocalDefault({ embed: true, includeCookies: false })
             : ApolloServerPluginLandingPageDisabled(),
           errorLoggingPlugin(logger),
+          tracing,
+          operationLog,
           // No HTTP cache hints are served (answers are cached in Redis per tenant instead), and the
           // built-in cache-control plugin wraps every field resolver: about 10% of a list query's CPU.
           ApolloServerPluginCacheControlDisabled(),

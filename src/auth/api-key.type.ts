@@ -1,7 +1,10 @@
 import { Field, ID, ObjectType } from 'type-graphql';
 import { DateTimeScalar } from '../graphql/scalars.js';
 
-@ObjectType('ApiKey', { description: 'An API key of the tenant. The key itself is never shown again after creation.' })
+@ObjectType('ApiKey', {
+  simpleResolvers: true,
+  description: 'An API key of the tenant. The key itself is never shown again after creation.',
+})
 export class ApiKeyType {
   @Field(() => ID)
   id!: string;
@@ -25,7 +28,7 @@ export class ApiKeyType {
   lastUsedAt!: Date | null;
 }
 
-@ObjectType('CreatedApiKey')
+@ObjectType('CreatedApiKey', { simpleResolvers: true })
 export class CreatedApiKeyType {
   @Field(() => ApiKeyType)
   apiKey!: ApiKeyType;
