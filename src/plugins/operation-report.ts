@@ -31,13 +31,20 @@ export interface OperationObserver {
   operationFinished(report: OperationReport, logger: Logger): void;
 }
 
-/** Codes as the client sees them: an error without one is answered as an internal error. */
-export function errorCodesOf(errors: ReadonlyArray<{ extensions?: { code?: unknown } }> | undefined): string[] {
+/**
+ * The distinct codes, in order. Over HTTP every formatted error has one (a masked error is
+ * INTERNAL_SERVER_ERROR); graphql-ws leaves graphql-js's own errors without, so the caller names
+ * what such an error is: internal during execution, a validation failure before it.
+ */
+export function errorCodesOf(
+  errors: ReadonlyArray<{ extensions?: { code?: unknown } }> | undefined,
+  withoutCode: string = ErrorCode.INTERNAL_SERVER_ERROR,
+): string[] {
   if (!errors?.length) return [];
   const codes = new Set<string>();
   for (const error of errors) {
     const code = error.extensions?.code;
-    codes.add(typeof code === 'string' ? code : ErrorCode.INTERNAL_SERVER_ERROR);
+    codes.add(typeof code === 'string' ? code : withoutCode);
   }
   return [...codes];
 }

@@ -110,7 +110,8 @@ export function createSubscriptionObserver(observers: readonly OperationObserver
           type: 'unknown',
           outcome: 'rejected',
           durationMs: performance.now() - started,
-          errorCodes: errorCodesOf(errors),
+          // graphql-ws's own refusals before execution: the document did not validate.
+          errorCodes: errorCodesOf(errors, 'GRAPHQL_VALIDATION_FAILED'),
         },
         logger,
       );
