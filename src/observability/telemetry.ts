@@ -10,6 +10,7 @@ import { IORedisInstrumentation } from '@opentelemetry/instrumentation-ioredis';
 import { PgInstrumentation } from '@opentelemetry/instrumentation-pg';
 import { resourceFromAttributes } from '@opentelemetry/resources';
 import {
+  AlwaysOffSampler,
   BatchSpanProcessor,
   NodeTracerProvider,
   ParentBasedSampler,
@@ -79,8 +80,12 @@ export function startTelemetry(config: Config['tracing'], options: TelemetryOpti
   }
   const provider = new NodeTracerProvider({
     resource: resourceFromAttributes({ [ATTR_SERVICE_NAME]: config.serviceName }),
-    // A caller's sampling decision is kept, so one trace is recorded whole or not at all.
-    sampler: new ParentBasedSampler({ root: new TraceIdRatioBasedSampler(config.sampleRatio) }),
+    // A caller's sampling decision is kept, so one trace is recorded whole or not at all. With
+    // nowhere to send spans, none is recorded: spans still get ids (and continue a caller's
+    // trace id) for the log lines, but their attributes and timings are never collected.
+    sampler: spanProcessors.length
+      ? new ParentBasedSampler({ root: new TraceIdRatioBasedSampler(config.sampleRatio) })
+      : new AlwaysOffSampler(),
     spanProcessors,
   });
   provider.register({
