@@ -114,6 +114,29 @@ describe('tracing in the gateway process', () => {
     for (const line of completed) assert.equal(line.trace_id, traceId);
   });
 
+  it("without an exporter still gives every line of a request ids in the caller's trace", async () => {
+    const gateway = await spawnGateway(isolation.env({ BOOTSTRAP_API_KEY: ADMIN, MIGRATE_ON_START: 'false' }));
+    const traceId = randomBytes(16).toString('hex');
+    const parentId = randomBytes(8).toString('hex');
+    let lines: Array<Record<string, unknown>>;
+    try {
+      const users = await post(gateway, 'query Users { users(first: 3) { edges { node { id } } } }', {
+        traceparent: `00-${traceId}-${parentId}-01`,
+      });
+      assert.equal(users.status, 200, JSON.stringify(users.body));
+    } finally {
+      lines = await stop(gateway);
+    }
+    const request = lines.filter((l) => l.msg === 'request completed' || l.msg === 'graphql operation');
+    assert.equal(request.length, 2);
+    for (const line of request) {
+      assert.equal(line.trace_id, traceId);
+      assert.match(String(line.span_id), /^[0-9a-f]{16}$/);
+      assert.notEqual(line.span_id, parentId, "the request's own span, a child of the caller's");
+    }
+    assert.equal(request[0]!.span_id, request[1]!.span_id);
+  });
+
   it('with TRACING_ENABLED=false exports nothing and logs no trace ids, and still serves and times resolvers', async () => {
     const before = collector.received.length;
     const gateway = await spawnGateway(
