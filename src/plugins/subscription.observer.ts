@@ -65,7 +65,14 @@ export function createSubscriptionObserver(observers: readonly OperationObserver
         ROOT_CONTEXT,
       );
       spans.set(args, span);
-      return context.with(trace.setSpan(ROOT_CONTEXT, span), () => run(args));
+      try {
+        return context.with(trace.setSpan(ROOT_CONTEXT, span), () => run(args));
+      } catch (err) {
+        // graphql-ws closes the socket; onOperation never comes to end the span.
+        span.recordException(err as Error);
+        span.end();
+        throw err;
+      }
     },
 
     /** onOperation: the execution result or the source stream is there. */

@@ -164,6 +164,19 @@ describe('tracing, trace ids in logs, resolver and operation metrics', () => {
     for (const q of queries) assert.ok(ancestors(q).includes(server));
   });
 
+  it("leaves type-graphql's plain fields untraced and untimed (object types marked simpleResolvers)", async () => {
+    const sent = await send('query Me { viewer { tenant keyName scopes } }');
+    assert.equal(sent.status, 200);
+    const spans = await traceOf(traceIdOfRequest(sent.requestId));
+    assert.deepEqual(
+      spans.filter((s) => s.name.startsWith('graphql.resolve')).map((s) => s.name),
+      ['graphql.resolve viewer'],
+    );
+    const metrics = await (await fetch(`${url}/metrics`)).text();
+    assert.match(metrics, /graphql_resolver_duration_seconds_count\{parent_type="Query",field="viewer"\}/);
+    assert.doesNotMatch(metrics, /graphql_resolver_duration_seconds_count\{parent_type="(Viewer|RecordEventsPayload)"/);
+  });
+
   it('puts Redis calls under the resolver that made them (the result cache of eventTypes)', async () => {
     const sent = await send('query Types { eventTypes { type count } }');
     assert.equal(sent.status, 200, JSON.stringify(sent.body));
