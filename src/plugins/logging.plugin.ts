@@ -1,5 +1,6 @@
 import type { ApolloServerPlugin } from '@apollo/server';
 import type { GatewayContext } from '../graphql/context.js';
+import { ErrorCode } from '../graphql/error-codes.js';
 import type { Logger } from '../observability/logger.js';
 import { reportingListener, type OperationObserver, type OperationReport } from './operation-report.js';
 
@@ -23,7 +24,7 @@ export function loggingPlugin(
 ): ApolloServerPlugin<GatewayContext> & OperationObserver {
   const enabled = options.enabled ?? true;
   const write = (report: OperationReport, logger: Logger) => {
-    const level = report.errorCodes.includes('INTERNAL_SERVER_ERROR') ? 'warn' : 'info';
+    const level = report.errorCodes.includes(ErrorCode.INTERNAL_SERVER_ERROR) ? 'warn' : 'info';
     logger[level](
       {
         operation: {
