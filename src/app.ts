@@ -47,6 +47,8 @@ import { errorLoggingPlugin } from './plugins/error-logging.plugin.js';
 import { costLimitPlugin } from './plugins/cost-limit.plugin.js';
 import { createCostBudget } from './plugins/cost/cost-budget.js';
 import { createCostLimits } from './plugins/cost/cost-limits.js';
+import { loggingPlugin } from './plugins/logging.plugin.js';
+import { tracingPlugin } from './plugins/tracing.plugin.js';
 import { closeRedis, createRedis } from './redis/create-redis.js';
 
 export interface App {
@@ -217,10 +219,23 @@ export async function createApp(config: Config, logger: Logger): Promise<App> {
         },
       )
     : undefined;
+  // Over HTTP as Apollo plugins; over WebSocket called by the subscription server.
+  const tracing = tracingPlugin({ metrics });
+  const operationLog = loggingPlugin({ enabled: config.operationLog.enabled });
   // Subscriptions: graphql-ws on the same port and path, with its own auth and limits.
   const webSockets = schema
     ? createWebSocketServer(
-        { httpServer, schema, keyVerifier, services, logger, metrics, audit, costLimits },
+        {
+          httpServer,
+          schema,
+          keyVerifier,
+          services,
+          logger,
+          metrics,
+          audit,
+          costLimits,
+          operationObservers: [tracing, operationLog],
+        },
         { ...config.websocket, maxTokens: config.requestLimits.maxTokens },
       )
     : undefined;
@@ -247,6 +262,8 @@ export async function createApp(config: Config, logger: Logger): Promise<App> {
             ? ApolloServerPluginLandingPageLocalDefault({ embed: true, includeCookies: false })
             : ApolloServerPluginLandingPageDisabled(),
           errorLoggingPlugin(logger),
+          tracing,
+          operationLog,
           costLimitPlugin({ limits: costLimits! }),
           auditLogPlugin({ writer: audit }),
           // No HTTP cache hints are served (answers are cached in Redis per tenant instead), and the

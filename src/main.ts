@@ -1,7 +1,8 @@
 import { pino } from 'pino';
-import { createApp, type App } from './app.js';
+import type { App } from './app.js';
 import { ConfigError, loadConfig, type Config } from './config/config.js';
 import { createLogger } from './observability/logger.js';
+import { startTelemetry } from './observability/telemetry.js';
 
 let config: Config;
 try {
@@ -19,6 +20,10 @@ process.on('unhandledRejection', (reason) => {
   logger.fatal({ err: reason }, 'unhandled promise rejection');
   process.exit(1);
 });
+
+// Before the app is imported: the instrumentations patch pg, ioredis, graphql and node:http as
+// they load, so nothing imported above this line may load them (app.js is imported dynamically).
+const telemetry = startTelemetry(config.tracing, { logger });
 
 let app: App | undefined;
 let shuttingDown = false;
@@ -39,6 +44,8 @@ async function shutdown(signal: NodeJS.Signals): Promise<void> {
   hardStop.unref();
   try {
     await app?.stop();
+    // After the drain, so the spans of the last requests are exported too.
+    await telemetry.shutdown();
     logger.info('shutdown complete');
     process.exit(0);
   } catch (err) {
@@ -50,6 +57,7 @@ process.once('SIGTERM', shutdown);
 process.once('SIGINT', shutdown);
 
 try {
+  const { createApp } = await import('./app.js');
   const created = await createApp(config, logger);
   app = created;
   if (shuttingDown) {

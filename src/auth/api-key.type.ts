@@ -1,7 +1,10 @@
 import { Field, ID, Int, ObjectType } from 'type-graphql';
 import { DateTimeScalar } from '../graphql/scalars.js';
 
-@ObjectType('ApiKey', { description: 'An API key of the tenant. The key itself is never shown again after creation.' })
+@ObjectType('ApiKey', {
+  simpleResolvers: true,
+  description: 'An API key of the tenant. The key itself is never shown again after creation.',
+})
 export class ApiKeyType {
   @Field(() => ID)
   id!: string;
@@ -31,7 +34,7 @@ export class ApiKeyType {
   maxOperationCost!: number | null;
 }
 
-@ObjectType('CreatedApiKey')
+@ObjectType('CreatedApiKey', { simpleResolvers: true })
 export class CreatedApiKeyType {
   @Field(() => ApiKeyType)
   apiKey!: ApiKeyType;

@@ -1,6 +1,8 @@
 import { Field, Float, Int, ObjectType } from 'type-graphql';
 
+// simpleResolvers: plain properties, read directly by graphql-js (why: analytics/stats.type.ts).
 @ObjectType('CostBudget', {
+  simpleResolvers: true,
   description:
     "The API key's cost budget (the same numbers as a response's extensions.cost): it refills continuously up to maximumAvailable; each operation is charged its requested cost before it runs, and what it did not use is refunded after.",
 })

@@ -1,6 +1,9 @@
 import { Field, ObjectType } from 'type-graphql';
 
-@ObjectType('Viewer', { description: 'The caller, as identified by its API key.' })
+@ObjectType('Viewer', {
+  simpleResolvers: true,
+  description: 'The caller, as identified by its API key.',
+})
 export class ViewerType {
   @Field(() => String, { description: "The tenant's slug; every answer is scoped to it." })
   tenant!: string;

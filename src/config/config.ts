@@ -102,6 +102,14 @@ const environmentSchema = z.object({
   MAX_DIRECTIVES: int(50, 0, 100_000),
   MAX_TOKENS: int(10_000, 100, 10_000_000),
   MAX_BATCH_OPERATIONS: int(10, 1, 1_000),
+  // Off: no OpenTelemetry SDK and no instrumentation at all (no spans, no trace ids in logs).
+  TRACING_ENABLED: flag(true),
+  // Base URL of an OTLP/HTTP collector (spans go to <url>/v1/traces); unset, nothing is exported.
+  OTEL_EXPORTER_OTLP_ENDPOINT: z.url({ protocol: /^https?$/, error: 'expected an http:// or https:// URL' }).optional(),
+  OTEL_SERVICE_NAME: z.string().min(1).max(128).default('analytics-gateway'),
+  // Share of new traces recorded; a caller's sampled flag in traceparent is followed either way.
+  TRACE_SAMPLE_RATIO: z.coerce.number().min(0).max(1).default(1),
+  LOG_OPERATIONS: flag(true),
 });
 
 /** Every variable the gateway reads (the README's configuration table lists each of them). */
@@ -192,6 +200,14 @@ export const configSchema = environmentSchema.transform((env) => ({
     batchSize: env.AUDIT_BATCH_SIZE,
     flushIntervalMs: env.AUDIT_FLUSH_INTERVAL_MS,
     maxQueue: env.AUDIT_MAX_QUEUE,
+  },
+  // One log line per GraphQL operation (logging.plugin.ts).
+  operationLog: { enabled: env.LOG_OPERATIONS },
+  tracing: {
+    enabled: env.TRACING_ENABLED,
+    otlpEndpoint: env.OTEL_EXPORTER_OTLP_ENDPOINT,
+    serviceName: env.OTEL_SERVICE_NAME,
+    sampleRatio: env.TRACE_SAMPLE_RATIO,
   },
 }));
 

@@ -1,6 +1,6 @@
 import { Field, ID, Int, ObjectType } from 'type-graphql';
 
-@ObjectType('RecordEventPayload')
+@ObjectType('RecordEventPayload', { simpleResolvers: true })
 export class RecordEventPayload {
   @Field(() => ID, {
     description: "The event's id; for a duplicate, the id of the event first recorded with its messageId.",
@@ -11,7 +11,10 @@ export class RecordEventPayload {
   duplicate!: boolean;
 }
 
-@ObjectType('EventError', { description: 'Why one event of a batch was rejected; the others are unaffected.' })
+@ObjectType('EventError', {
+  simpleResolvers: true,
+  description: 'Why one event of a batch was rejected; the others are unaffected.',
+})
 export class EventError {
   @Field(() => Int, { description: "The event's position in the request's list." })
   index!: number;
@@ -23,7 +26,7 @@ export class EventError {
   message!: string;
 }
 
-@ObjectType('RecordEventsPayload')
+@ObjectType('RecordEventsPayload', { simpleResolvers: true })
 export class RecordEventsPayload {
   @Field(() => Int, { description: 'Events newly accepted.' })
   accepted!: number;

@@ -1,3 +1,4 @@
+import { isSpanContextValid, trace } from '@opentelemetry/api';
 import { pino, type Logger } from 'pino';
 import type { Config } from '../config/config.js';
 import { maskSecrets } from './mask-secrets.js';
@@ -22,6 +23,17 @@ const REDACT_PATHS = [
   'connectionParams.authorization',
 ];
 
+/**
+ * The active span's ids on every line written while it runs (a request, a resolver, a worker
+ * step that has a span), so a log line leads to its trace. Without tracing there is no span.
+ */
+function traceIds(): object {
+  const context = trace.getActiveSpan()?.spanContext();
+  // A fresh object each time: pino merges the line's own fields into it.
+  if (!context || !isSpanContextValid(context)) return {};
+  return { trace_id: context.traceId, span_id: context.spanId };
+}
+
 export function createLogger(config: Pick<Config, 'log'>, destination?: pino.DestinationStream): Logger {
   return pino(
     {
@@ -29,6 +41,7 @@ export function createLogger(config: Pick<Config, 'log'>, destination?: pino.Des
       base: { service: 'analytics-gateway' },
       timestamp: pino.stdTimeFunctions.isoTime,
       formatters: { level: (label) => ({ level: label }) },
+      mixin: traceIds,
       redact: { paths: REDACT_PATHS, censor: '[REDACTED]' },
       hooks: {
         // The serialized line, so structured fields are masked as well as messages: keys, tokens and

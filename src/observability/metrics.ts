@@ -282,6 +282,22 @@ export function createMetrics() {
       help: 'Budget charges, refunds or reads that failed because Redis could not be reached; the operation was served without a budget (fail-open).',
       registers: [registry],
     }),
+
+    graphqlResolverDuration: new Histogram({
+      name: 'graphql_resolver_duration_seconds',
+      help: 'Time of one call of a non-trivial field resolver (query and mutation fields, field resolvers; plain property reads are not timed), until its value or promise settles; labelled by the schema coordinates parent_type.field, never by aliases.',
+      labelNames: ['parent_type', 'field'] as const,
+      buckets: [0.0001, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5],
+      registers: [registry],
+    }),
+
+    graphqlOperationDuration: new Histogram({
+      name: 'graphql_operation_duration_seconds',
+      help: 'Time from the start of a GraphQL operation (over HTTP, or a subscription being set up over WebSocket) to its response; observed once per operation. outcome: success, error (executed with errors), rejected (refused before execution: parse, validation, limits). operation_name: the name from the document, for the first 100 distinct names of operations that passed validation; later names share other, unnamed operations anonymous.',
+      labelNames: ['operation_name', 'operation_type', 'outcome'] as const,
+      buckets: [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10],
+      registers: [registry],
+    }),
   };
 }
 

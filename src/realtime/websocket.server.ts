@@ -1,5 +1,5 @@
 import type { Server } from 'node:http';
-import { GraphQLError, type GraphQLSchema } from 'graphql';
+import { GraphQLError, execute, subscribe, type GraphQLSchema } from 'graphql';
 import { CloseCode } from 'graphql-ws';
 import { useServer } from 'graphql-ws/use/ws';
 import { WebSocketServer } from 'ws';
@@ -15,6 +15,8 @@ import type { Logger } from '../observability/logger.js';
 import type { Metrics } from '../observability/metrics.js';
 import type { CostLimits } from '../plugins/cost/cost-limits.js';
 import { admitWebSocketOperation } from '../plugins/cost/websocket-admission.js';
+import type { OperationObserver } from '../plugins/operation-report.js';
+import { createSubscriptionObserver } from '../plugins/subscription.observer.js';
 
 export interface WebSocketServerOptions {
   /** Close a connection that sends no connection_init within this (4408). WS_CONNECTION_INIT_TIMEOUT_MS, 5 s. */
@@ -55,12 +57,15 @@ export function createWebSocketServer(
     audit?: { record(entry: AuditEntry): void };
     /** Depth, alias, directive, cost and budget limits, as over HTTP; none when absent. */
     costLimits?: CostLimits;
+    /** Told about every operation, as Apollo plugins are over HTTP (tracing, logging). */
+    operationObservers?: readonly OperationObserver[];
   },
   options: WebSocketServerOptions,
 ) {
   const { metrics } = deps;
   const log = deps.logger.child({ component: 'websocket' });
   const wss = new WebSocketServer({ server: deps.httpServer, path: '/graphql' });
+  const observer = createSubscriptionObserver(deps.operationObservers ?? [], log);
   const states = new WeakMap<object, ConnectionState>();
   const perKey = new Map<string, number>();
   const stateOf = (extra: object) => {
@@ -76,6 +81,8 @@ export function createWebSocketServer(
   };
 
   wss.on('connection', (socket) => {
+    // Registered before graphql-ws's listener, so its handlers of this socket run untraced.
+    observer.untraced(socket);
     metrics.wsConnections.inc();
     socket.once('close', () => metrics.wsConnections.dec());
   });
@@ -84,6 +91,9 @@ export function createWebSocketServer(
     {
       schema: deps.schema,
       connectionInitWaitTimeout: options.connectionInitTimeoutMs,
+      execute: (args) => observer.run(args, execute),
+      subscribe: (args) => observer.run(args, subscribe),
+      onOperation: (ctx, id, _payload, args, result) => observer.operated(ctx.extra, id, args, result),
       onConnect: async (ctx) => {
         const socket = ctx.extra.socket;
         const raw = ctx.connectionParams?.authorization;
@@ -134,6 +144,7 @@ export function createWebSocketServer(
         return true;
       },
       onSubscribe: async (ctx, id, payload) => {
+        observer.subscribing(ctx.extra, id);
         const state = stateOf(ctx.extra);
         const viewer = state.viewer!;
         const refused = (reason: string, code: string = ErrorCode.RATE_LIMITED) =>
@@ -183,8 +194,14 @@ export function createWebSocketServer(
         }
         return admitted?.args;
       },
-      onComplete: (ctx, id) => release(stateOf(ctx.extra), id),
-      onError: (ctx, id) => release(stateOf(ctx.extra), id),
+      onComplete: (ctx, id) => {
+        observer.forget(ctx.extra, id);
+        release(stateOf(ctx.extra), id);
+      },
+      onError: (ctx, id, payload, errors) => {
+        observer.refused(ctx.extra, id, payload, errors);
+        release(stateOf(ctx.extra), id);
+      },
       onClose: (ctx) => {
         const state = stateOf(ctx.extra);
         for (const id of [...state.subscriptions]) release(state, id);
