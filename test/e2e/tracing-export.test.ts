@@ -90,7 +90,7 @@ describe('tracing in the gateway process', () => {
         'mutation Record { recordEvents(events: [{ type: "signup", userId: "u1" }]) { accepted } }',
         { traceparent: `00-${traceId}-${randomBytes(8).toString('hex')}-01` },
       );
-      assert.deepEqual(sent.body, { data: { recordEvents: { accepted: 1 } } });
+      assert.deepEqual((sent.body as { data?: unknown }).data, { recordEvents: { accepted: 1 } });
       const users = await post(gateway, 'query Users { users(first: 3) { edges { node { id } } } }', {
         traceparent: `00-${traceId}-${randomBytes(8).toString('hex')}-01`,
       });

@@ -184,14 +184,25 @@ describe('tracing, trace ids in logs, resolver and operation metrics', () => {
     const resolver = spans.find((s) => s.name === 'graphql.resolve eventTypes');
     assert.ok(resolver, spans.map((s) => s.name).join(', '));
     const redis = spans.filter((s) => s.instrumentationScope.name === REDIS);
-    assert.ok(redis.length > 0, `redis spans: ${spans.map((s) => s.name).join(', ')}`);
-    for (const s of redis) {
+    const parentIdsOf = (s: ReadableSpan) => {
       const parentIds: string[] = [];
       for (let p = s.parentSpanContext?.spanId; p;) {
         parentIds.push(p);
         p = spans.find((x) => x.spanContext().spanId === p)?.parentSpanContext?.spanId;
       }
-      assert.ok(parentIds.includes(resolver.spanContext().spanId), `${s.name} is under eventTypes`);
+      return parentIds;
+    };
+    // The result cache's reads and writes (mget, set) sit under the resolver that made them; the cost
+    // budget's scripts (evalsha), charged before execution and refunded after it, under the request.
+    const cache = redis.filter((s) => s.name !== 'evalsha');
+    assert.ok(cache.length > 0, `redis spans: ${spans.map((s) => s.name).join(', ')}`);
+    for (const s of cache) {
+      assert.ok(parentIdsOf(s).includes(resolver.spanContext().spanId), `${s.name} is under eventTypes`);
+    }
+    const server = spans.find(isServer)!;
+    for (const s of redis.filter((s) => s.name === 'evalsha')) {
+      assert.ok(!parentIdsOf(s).includes(resolver.spanContext().spanId), 'the budget is charged outside resolvers');
+      assert.ok(parentIdsOf(s).includes(server.spanContext().spanId), 'the budget is charged within the request');
     }
   });
 
