@@ -70,7 +70,7 @@ const OFF: Record<string, string> = {
 };
 /** The budget is real (charged and refunded in Redis) but large enough that the load never exhausts it. */
 const BIG_BUDGET: Record<string, string> = {
-  COST_BUDGET_MAX: '1000000000',
+  COST_BUDGET_CAPACITY: '1000000000',
   COST_BUDGET_RESTORE_PER_MINUTE: '1000000000',
 };
 

@@ -5,6 +5,18 @@ import { generateApiKey } from '../../../src/auth/api-key.js';
 import { createLogger } from '../../../src/observability/logger.js';
 import { maskSecrets } from '../../../src/observability/mask-secrets.js';
 
+/** A logger as the gateway builds one, writing into a string instead of stdout. */
+function capturingLogger() {
+  let text = '';
+  const sink = new Writable({
+    write(chunk: Buffer, _enc, done) {
+      text += chunk.toString();
+      done();
+    },
+  });
+  return { logger: createLogger({ log: { level: 'info' } }, sink), written: () => text };
+}
+
 describe('secret masking in logs', () => {
   it('masks API keys and bearer tokens in free text, keeping the public prefix', () => {
     const key = generateApiKey();
@@ -20,37 +32,23 @@ describe('secret masking in logs', () => {
 
   it('never writes an Authorization header, a key field or a key in a message or error', () => {
     const key = generateApiKey();
-    let written = '';
-    const sink = new Writable({
-      write(chunk: Buffer, _enc, done) {
-        written += chunk.toString();
-        done();
-      },
-    });
-    const logger = createLogger({ log: { level: 'info' } }, sink);
+    const { logger, written } = capturingLogger();
     logger.info({ req: { headers: { authorization: `Bearer ${key}` } } }, 'request');
     logger.info({ apiKey: key, config: { auth: { bootstrapApiKey: key } } }, 'fields');
     logger.info(`message mentioning ${key}`);
     logger.error({ err: new Error(`lookup of ${key} failed`) }, 'error');
-    assert.equal(written.trim().split('\n').length, 4);
-    assert.ok(!written.includes(key.slice(12)), written);
-    assert.match(written, /\[REDACTED\]/);
+    assert.equal(written().trim().split('\n').length, 4);
+    assert.ok(!written().includes(key.slice(12)), written());
+    assert.match(written(), /\[REDACTED\]/);
   });
 
   it('masks personal data inside a structured field, with the line still valid JSON', () => {
-    let written = '';
-    const sink = new Writable({
-      write(chunk: Buffer, _enc, done) {
-        written += chunk.toString();
-        done();
-      },
-    });
-    const logger = createLogger({ log: { level: 'info' } }, sink);
+    const { logger, written } = capturingLogger();
     logger.info(
       { user: { email: 'jane.doe@example.com', note: 'card\n4111 1111 1111 1111', phone: '+44 20 7946 0958' } },
       'signup',
     );
-    const line = JSON.parse(written) as { user: Record<string, string> };
+    const line = JSON.parse(written()) as { user: Record<string, string> };
     assert.deepEqual(line.user, {
       email: '[REDACTED:email]',
       note: 'card\n[REDACTED:card]',
