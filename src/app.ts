@@ -42,6 +42,7 @@ import { createStreamKeys } from './streams/stream-keys.js';
 import type { Logger } from './observability/logger.js';
 import { createMetrics } from './observability/metrics.js';
 import { createReadiness } from './observability/readiness.js';
+import { assignRequestTraceIds, requestTraceIds } from './observability/request-trace-ids.js';
 import { auditLogPlugin } from './plugins/audit-log.plugin.js';
 import { errorLoggingPlugin } from './plugins/error-logging.plugin.js';
 import { costLimitPlugin } from './plugins/cost-limit.plugin.js';
@@ -280,6 +281,9 @@ export async function createApp(config: Config, logger: Logger): Promise<App> {
     pinoHttp({
       logger,
       genReqId: assignRequestId,
+      // Without the OpenTelemetry SDK (nothing exported), the request's trace ids come from its
+      // traceparent; with it, the logger's mixin reads them from the active span.
+      customProps: config.tracing.enabled ? (req) => assignRequestTraceIds(req) ?? {} : undefined,
       // Resolver logs carry only the request id; the request itself is logged once, on completion.
       quietReqLogger: true,
       serializers: {
@@ -304,6 +308,14 @@ export async function createApp(config: Config, logger: Logger): Promise<App> {
         err || res.statusCode >= 500 ? 'error' : res.statusCode >= 400 ? 'warn' : 'info',
     }),
   );
+  if (config.tracing.enabled) {
+    // pino-http's quiet request logger carries the request id only; resolvers log through it.
+    expressApp.use((req, _res, next) => {
+      const ids = requestTraceIds(req);
+      if (ids) req.log = req.log.child(ids);
+      next();
+    });
+  }
   expressApp.use(httpMetricsMiddleware(metrics, ROUTES));
   mountOperationsRoutes(expressApp, { readiness, metrics });
   if (apollo) {

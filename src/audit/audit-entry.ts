@@ -3,6 +3,7 @@ import type { IncomingMessage } from 'node:http';
 import { isSpanContextValid, trace } from '@opentelemetry/api';
 import { API_KEY_MARKER, API_KEY_PREFIX_LENGTH } from '../auth/api-key.js';
 import type { Viewer } from '../auth/viewer.js';
+import { requestTraceIds } from '../observability/request-trace-ids.js';
 
 /**
  * What happened, in the words the audit log uses (README, "Audit log"):
@@ -35,6 +36,8 @@ export interface AuditEntry {
 export interface RequestClient {
   readonly ip: string | null;
   readonly userAgent: string | null;
+  /** The request's trace: its span's when tracing records, else the ids its log lines carry. */
+  readonly traceId?: string | null;
 }
 
 const MAX_USER_AGENT = 512;
@@ -50,6 +53,7 @@ export function requestClient(req: IncomingMessage): RequestClient {
   return {
     ip: ip && isIP(ip) ? ip : null,
     userAgent: typeof agent === 'string' && agent.length > 0 ? agent.slice(0, MAX_USER_AGENT) : null,
+    traceId: activeTraceId() ?? requestTraceIds(req)?.trace_id ?? null,
   };
 }
 
@@ -89,7 +93,7 @@ export function auditEntry(
     result: fields.result,
     ip: client?.ip ?? null,
     userAgent: client?.userAgent ?? null,
-    traceId: activeTraceId(),
+    traceId: client?.traceId ?? activeTraceId(),
     requestId: fields.requestId ?? null,
     details: fields.details ?? {},
   };

@@ -10,7 +10,6 @@ import { IORedisInstrumentation } from '@opentelemetry/instrumentation-ioredis';
 import { PgInstrumentation } from '@opentelemetry/instrumentation-pg';
 import { resourceFromAttributes } from '@opentelemetry/resources';
 import {
-  AlwaysOffSampler,
   BatchSpanProcessor,
   NodeTracerProvider,
   ParentBasedSampler,
@@ -53,11 +52,18 @@ const HOOKED_PACKAGES = ['http', 'https', 'pg', 'pg-pool', 'graphql', 'ioredis']
  * process: the instrumentations patch those modules as they load, and a module loaded earlier
  * stays unpatched. Hence main.ts starts telemetry first and imports the app dynamically after.
  *
- * Spans exist (for the trace ids in log lines) even when nothing is exported; they are sent to
- * `OTEL_EXPORTER_OTLP_ENDPOINT` in batches only when it is set.
+ * Runs only when spans have somewhere to go: `OTEL_EXPORTER_OTLP_ENDPOINT` (batched OTLP export)
+ * or, in tests, extra span processors.
  */
 export function startTelemetry(config: Config['tracing'], options: TelemetryOptions): Telemetry {
-  if (!config.enabled) return { enabled: false, shutdown: async () => undefined };
+  // Without anywhere to send spans, none is made: on Node 20 the context propagation alone
+  // (AsyncLocalStorage over every promise) costs more per request than all other plugins
+  // together (bench:plugins). Log lines and audit rows still carry the request's trace ids,
+  // continued from traceparent (observability/request-trace-ids.ts).
+  const spanProcessors: SpanProcessor[] = [...(options.spanProcessors ?? [])];
+  if (!config.enabled || (!config.otlpEndpoint && spanProcessors.length === 0)) {
+    return { enabled: false, shutdown: async () => undefined };
+  }
 
   const log = options.logger.child({ component: 'telemetry' });
   diag.setLogger(
@@ -72,7 +78,6 @@ export function startTelemetry(config: Config['tracing'], options: TelemetryOpti
   );
   register('@opentelemetry/instrumentation/hook.mjs', import.meta.url, { data: { include: HOOKED_PACKAGES } });
 
-  const spanProcessors: SpanProcessor[] = [...(options.spanProcessors ?? [])];
   if (config.otlpEndpoint) {
     // The base URL of the OTLP spec: traces go to <endpoint>/v1/traces.
     const url = `${config.otlpEndpoint.replace(/\/+$/, '')}/v1/traces`;
@@ -80,12 +85,8 @@ export function startTelemetry(config: Config['tracing'], options: TelemetryOpti
   }
   const provider = new NodeTracerProvider({
     resource: resourceFromAttributes({ [ATTR_SERVICE_NAME]: config.serviceName }),
-    // A caller's sampling decision is kept, so one trace is recorded whole or not at all. With
-    // nowhere to send spans, none is recorded: spans still get ids (and continue a caller's
-    // trace id) for the log lines, but their attributes and timings are never collected.
-    sampler: spanProcessors.length
-      ? new ParentBasedSampler({ root: new TraceIdRatioBasedSampler(config.sampleRatio) })
-      : new AlwaysOffSampler(),
+    // A caller's sampling decision is kept, so one trace is recorded whole or not at all.
+    sampler: new ParentBasedSampler({ root: new TraceIdRatioBasedSampler(config.sampleRatio) }),
     spanProcessors,
   });
   provider.register({

@@ -22,6 +22,7 @@ import { loadConfig } from '../../../src/config/config.js';
 import { createPool } from '../../../src/db/pool.js';
 
 const ADMIN_KEY = 'agk_test-admin-key-for-the-audit-suite-0000000000';
+const CALLER_TRACE = '4bf92f3577b34da6a3ce929d0e0e4736';
 const USER_AGENT = 'audit-suite/1.0 (+https://example.test)';
 
 interface Row {
@@ -85,7 +86,7 @@ describe('the audit log', () => {
   const client = (name: string) => ({ 'user-agent': USER_AGENT, 'x-request-id': `${name}-${++requests}` });
 
   function assertTraceId(row: Row) {
-    // Null without an OpenTelemetry SDK; the active trace once tracing is on.
+    // The request's trace: from its span when the SDK records, else from its log lines' ids.
     assert.ok(row.trace_id === null || /^[0-9a-f]{32}$/.test(row.trace_id), String(row.trace_id));
   }
 
@@ -93,7 +94,7 @@ describe('the audit log', () => {
     const headers = client('record-events');
     const response = await gql(gateway.url, RecordEventsDocument, {
       key: ADMIN_KEY,
-      headers,
+      headers: { ...headers, traceparent: `00-${CALLER_TRACE}-00f067aa0ba902b7-01` },
       variables: {
         events: [
           { type: 'page_view', userId: 'jane.doe@example.com', messageId: 'audit-1' },
@@ -105,6 +106,8 @@ describe('the audit log', () => {
     assert.equal(response.data?.recordEvents.accepted, 2);
     const [row, ...others] = await rowsOf(headers['x-request-id']);
     assert.equal(others.length, 0);
+    // No exporter here, so no OpenTelemetry SDK: the row names the caller's trace from traceparent.
+    assert.equal(row!.trace_id, CALLER_TRACE);
     assert.deepEqual(
       { ...row!, id: undefined, trace_id: undefined, details: undefined },
       {
