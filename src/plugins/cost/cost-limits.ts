@@ -5,7 +5,7 @@ import type { Logger } from '../../observability/logger.js';
 import type { Metrics } from '../../observability/metrics.js';
 import type { BudgetState, CostBudget } from './cost-budget.js';
 import { MAX_QUERY_NODES, TooManyNodesError, costModel } from './cost-model.js';
-import { measureOperationShape } from './operation-shape.js';
+import { measureOperationShape, type OperationShape } from './operation-shape.js';
 
 export type CostMode = 'enforce' | 'measure' | 'off';
 
@@ -63,6 +63,27 @@ export function createCostLimits(
   const model = options.mode === 'off' ? undefined : costModel(deps.schema);
   const log = deps.logger.child({ component: 'cost-limits' });
   const labelMode = options.mode === 'measure' ? 'measure' : 'enforce';
+  // Apollo keeps each parsed document (its document store), so a repeated query brings the same
+  // operation node: what depends on the document alone is computed once per node. The shape
+  // never depends on variables; the requested cost only when the operation declares none.
+  const shapes = new WeakMap<OperationDefinitionNode, OperationShape>();
+  const staticCosts = new WeakMap<OperationDefinitionNode, number>();
+  const requestedOf = (
+    document: DocumentNode,
+    operation: OperationDefinitionNode,
+    variables: Record<string, unknown> | undefined,
+  ): number => {
+    const known = staticCosts.get(operation);
+    if (known !== undefined) return known;
+    const cost = model!.requested(document, operation, variables);
+    if (!operation.variableDefinitions?.length) staticCosts.set(operation, cost);
+    return cost;
+  };
+  const shapeOf = (document: DocumentNode, operation: OperationDefinitionNode): OperationShape => {
+    let shape = shapes.get(operation);
+    if (!shape) shapes.set(operation, (shape = measureOperationShape(deps.schema, document, operation)));
+    return shape;
+  };
 
   const budgetCall = async (what: string, call: () => Promise<BudgetState>): Promise<BudgetState | null> => {
     try {
@@ -96,7 +117,7 @@ export function createCostLimits(
       let tooManyNodes = false;
       if (model) {
         try {
-          requested = model.requested(document, operation, input.variables);
+          requested = requestedOf(document, operation, input.variables);
         } catch (err) {
           // Variables that do not fit are refused by execution before any resolver runs.
           if (err instanceof TooManyNodesError) tooManyNodes = true;
@@ -115,7 +136,7 @@ export function createCostLimits(
         return undefined;
       };
 
-      const shape = measureOperationShape(deps.schema, document, operation);
+      const shape = shapeOf(document, operation);
       for (const [reason, found, maximum, what] of [
         ['depth', shape.depth, options.maxDepth, 'fields nested deeper'],
         ['aliases', shape.aliases, options.maxAliases, 'aliases'],

@@ -131,7 +131,13 @@ describe('cost limits', () => {
     // Twice: the first request looks the key up (and records its use); the second is served from the cache.
     for (let i = 0; i < 2; i++) assert.equal(code(await query(counted.url, '{ viewer { tenant } }', key)), undefined);
     counter.reset();
-    const refused = await query(counted.url, OVER_DEFAULT_MAX, key);
+    // Sent twice: the second is answered from what was computed for the first (the same parsed
+    // document comes back from Apollo's store), and is refused all the same.
+    const [first, refused] = [
+      await query(counted.url, OVER_DEFAULT_MAX, key),
+      await query(counted.url, OVER_DEFAULT_MAX, key),
+    ];
+    assert.deepEqual(first.extensions!.cost, refused.extensions!.cost);
     assert.equal(refused.status, 400);
     assert.equal(code(refused), 'COST_LIMIT_EXCEEDED');
     assert.equal(refused.errors![0]!.extensions!.limit, 'operation_cost');
@@ -285,6 +291,8 @@ describe('cost limits', () => {
     const key = await newKey('shape');
     const deep = await query(replicaA.url, '{ users(first: 1) { edges { node { events(first: 1) { id } } } } }', key);
     assert.equal(code(deep), 'COST_LIMIT_EXCEEDED');
+    const again = await query(replicaA.url, '{ users(first: 1) { edges { node { events(first: 1) { id } } } } }', key);
+    assert.equal(again.errors![0]!.extensions!.limit, 'depth', 'a repeated document is refused again');
     assert.deepEqual(
       {
         limit: deep.errors![0]!.extensions!.limit,
