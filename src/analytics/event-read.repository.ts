@@ -1,5 +1,6 @@
 import { createHash } from 'node:crypto';
 import type pg from 'pg';
+import { NewestFirstPage } from '../db/newest-first-page.js';
 
 type Queryable = Pick<pg.Pool, 'query'>;
 
@@ -125,28 +126,18 @@ export class EventReadRepository {
 
   /** One page of events matching the filter (limit rows; ask for one more to learn hasNextPage). */
   async page(tenantId: string, query: EventQuery): Promise<EventRow[]> {
-    const params: unknown[] = [tenantId];
-    const where = ['tenant_id = $1'];
-    const add = (sql: string, value: unknown) => {
-      params.push(value);
-      where.push(sql.replace('?', `$${params.length}`));
-    };
-    if (query.type) add('type = ?', query.type);
-    if (query.userId) add('user_id = ?', query.userId);
-    if (query.sessionId) add('session_id = ?', query.sessionId);
-    if (query.from) add('occurred_at >= ?', query.from);
-    if (query.to) add('occurred_at < ?', query.to);
-    if (query.before) {
-      params.push(query.before.timeUs, query.before.id);
-      where.push(
-        `(occurred_at, id) < (to_timestamp(0) + $${params.length - 1}::bigint * interval '1 microsecond', $${params.length}::uuid)`,
-      );
-    }
-    params.push(query.limit);
+    const page = new NewestFirstPage(tenantId);
+    if (query.type) page.where('type = ?', query.type);
+    if (query.userId) page.where('user_id = ?', query.userId);
+    if (query.sessionId) page.where('session_id = ?', query.sessionId);
+    if (query.from) page.where('occurred_at >= ?', query.from);
+    if (query.to) page.where('occurred_at < ?', query.to);
+    if (query.before) page.before(query.before, 'uuid');
+    const { where, limit } = page.finish(query.limit);
     const { rows } = await this.run(
-      `SELECT ${COLUMNS} FROM events WHERE ${where.join(' AND ')}
-       ORDER BY occurred_at DESC, id DESC LIMIT $${params.length}`,
-      params,
+      `SELECT ${COLUMNS} FROM events WHERE ${where}
+       ORDER BY occurred_at DESC, id DESC LIMIT ${limit}`,
+      page.params,
     );
     return rows.map(toEvent);
   }

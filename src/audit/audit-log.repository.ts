@@ -1,5 +1,6 @@
 import type pg from 'pg';
 import type { AuditEntry } from './audit-entry.js';
+import { NewestFirstPage } from '../db/newest-first-page.js';
 
 /** An audit row ready to insert: its details already masked and serialized. */
 export interface AuditRowInput extends Omit<AuditEntry, 'details'> {
@@ -68,24 +69,14 @@ export class AuditLogRepository {
    * the other filters applied to the rows it passes.
    */
   async page(tenantId: string, query: AuditQuery): Promise<AuditRow[]> {
-    const params: unknown[] = [tenantId];
-    const where = ['tenant_id = $1'];
-    const add = (sql: string, value: unknown) => {
-      params.push(value);
-      where.push(sql.replace('?', `$${params.length}`));
-    };
-    if (query.action) add('action = ?', query.action);
-    if (query.result) add('result = ?', query.result);
-    if (query.from) add('occurred_at >= ?', query.from);
-    if (query.to) add('occurred_at < ?', query.to);
-    if (query.keyId) add('api_key_id = ?::uuid', query.keyId);
-    if (query.before) {
-      params.push(query.before.timeUs, query.before.id);
-      where.push(
-        `(occurred_at, id) < (to_timestamp(0) + $${params.length - 1}::bigint * interval '1 microsecond', $${params.length}::bigint)`,
-      );
-    }
-    params.push(query.limit);
+    const page = new NewestFirstPage(tenantId);
+    if (query.action) page.where('action = ?', query.action);
+    if (query.result) page.where('result = ?', query.result);
+    if (query.from) page.where('occurred_at >= ?', query.from);
+    if (query.to) page.where('occurred_at < ?', query.to);
+    if (query.keyId) page.where('api_key_id = ?::uuid', query.keyId);
+    if (query.before) page.before(query.before, 'bigint');
+    const { where, limit } = page.finish(query.limit);
     const { rows } = await this.pool.query<{
       id: string;
       occurred_at: Date;
@@ -104,9 +95,9 @@ export class AuditLogRepository {
       `SELECT id::text, occurred_at, (extract(epoch FROM occurred_at) * 1000000)::bigint::text AS time_us,
               action, operation_name, result, api_key_id, key_prefix, host(ip) AS ip, user_agent, trace_id,
               request_id, details
-       FROM audit_log WHERE ${where.join(' AND ')}
-       ORDER BY occurred_at DESC, id DESC LIMIT $${params.length}`,
-      params,
+       FROM audit_log WHERE ${where}
+       ORDER BY occurred_at DESC, id DESC LIMIT ${limit}`,
+      page.params,
     );
     return rows.map((r) => ({
       id: r.id,
