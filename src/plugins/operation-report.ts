@@ -49,37 +49,53 @@ export function errorCodesOf(
   return [...codes];
 }
 
+interface RequestState {
+  readonly started: number;
+  executed: boolean;
+  report?: OperationReport;
+}
+
+/** Keyed by the request: the tracing and logging plugins each listen, and share one report. */
+const requests = new WeakMap<object, RequestState>();
+
 /**
- * A request listener that builds the report of an HTTP operation and hands it over once the
- * response is ready. Shared by the plugins so "rejected" and the duration mean the same in the
- * metric, the span and the log line.
+ * A request listener that hands over the report of an HTTP operation once the response is ready.
+ * Shared by the plugins so "rejected" and the duration mean the same in the metric, the span and
+ * the log line; the report is built once per request, whichever plugin asks first.
  */
 export function reportingListener(
   requestContext: GraphQLRequestContext<GatewayContext>,
   finished: (report: OperationReport, requestContext: GraphQLRequestContext<GatewayContext>) => void,
 ): GraphQLRequestListener<GatewayContext> {
-  const started = performance.now();
-  let executed = false;
+  let state = requests.get(requestContext.request);
+  if (!state) requests.set(requestContext.request, (state = { started: performance.now(), executed: false }));
+  const shared = state;
   return {
     async executionDidStart() {
-      executed = true;
+      shared.executed = true;
     },
     async willSendResponse(rc) {
-      const body = rc.response.body;
-      // Formatted errors: the codes the client received (masked ones as INTERNAL_SERVER_ERROR).
-      const errors = body.kind === 'single' ? body.singleResult.errors : body.initialResult.errors;
-      const operation = rc.operation;
-      finished(
-        {
-          name: operation ? (rc.operationName ?? null) : (requestContext.request.operationName ?? null),
-          validated: operation !== undefined,
-          type: operation?.operation ?? 'unknown',
-          outcome: !executed ? 'rejected' : errors?.length ? 'error' : 'success',
-          durationMs: performance.now() - started,
-          errorCodes: errorCodesOf(errors),
-        },
-        rc,
-      );
+      shared.report ??= reportOf(rc, requestContext, shared);
+      finished(shared.report, rc);
     },
+  };
+}
+
+function reportOf(
+  rc: GraphQLRequestContext<GatewayContext>,
+  requestContext: GraphQLRequestContext<GatewayContext>,
+  state: RequestState,
+): OperationReport {
+  const body = rc.response.body!;
+  // Formatted errors: the codes the client received (masked ones as INTERNAL_SERVER_ERROR).
+  const errors = body.kind === 'single' ? body.singleResult.errors : body.initialResult.errors;
+  const operation = rc.operation;
+  return {
+    name: operation ? (rc.operationName ?? null) : (requestContext.request.operationName ?? null),
+    validated: operation !== undefined,
+    type: operation?.operation ?? 'unknown',
+    outcome: !state.executed ? 'rejected' : errors?.length ? 'error' : 'success',
+    durationMs: performance.now() - state.started,
+    errorCodes: errorCodesOf(errors),
   };
 }
