@@ -1,5 +1,6 @@
-import { ArgsType, Field, InputType, Int } from 'type-graphql';
+import { ArgsType, Field, InputType } from 'type-graphql';
 import { DateTimeScalar } from '../graphql/scalars.js';
+import { PageArgs } from './page.args.js';
 
 @InputType('EventFilter')
 export class EventFilter {
@@ -20,13 +21,7 @@ export class EventFilter {
 }
 
 @ArgsType()
-export class EventsArgs {
+export class EventsArgs extends PageArgs {
   @Field(() => EventFilter, { nullable: true })
   filter?: EventFilter | null;
-
-  @Field(() => Int, { nullable: true, description: 'Page size, 1..100; default 20.' })
-  first?: number | null;
-
-  @Field(() => String, { nullable: true, description: 'The endCursor of the previous page.' })
-  after?: string | null;
 }

@@ -1,6 +1,7 @@
-import { ArgsType, Field, InputType, Int } from 'type-graphql';
+import { ArgsType, Field, InputType } from 'type-graphql';
 import { UserOrder } from './user-order.enum.js';
 import { DateTimeScalar } from '../graphql/scalars.js';
+import { PageArgs } from './page.args.js';
 
 @InputType('UserFilter')
 export class UserFilter {
@@ -12,16 +13,10 @@ export class UserFilter {
 }
 
 @ArgsType()
-export class UsersArgs {
+export class UsersArgs extends PageArgs {
   @Field(() => UserFilter, { nullable: true })
   filter?: UserFilter | null;
 
   @Field(() => UserOrder, { nullable: true, description: 'Default LAST_SEEN.' })
   orderBy?: UserOrder | null;
-
-  @Field(() => Int, { nullable: true, description: 'Page size, 1..100; default 20.' })
-  first?: number | null;
-
-  @Field(() => String, { nullable: true, description: 'The endCursor of the previous page.' })
-  after?: string | null;
 }

@@ -1,5 +1,6 @@
-import { ArgsType, Field, ID, InputType, Int } from 'type-graphql';
+import { ArgsType, Field, ID, InputType } from 'type-graphql';
 import { DateTimeScalar } from '../graphql/scalars.js';
+import { PageArgs } from '../analytics/page.args.js';
 
 @InputType('AuditFilter', { description: 'Every field optional; given ones must all match.' })
 export class AuditFilter {
@@ -27,13 +28,7 @@ export class AuditFilter {
 }
 
 @ArgsType()
-export class AuditLogArgs {
+export class AuditLogArgs extends PageArgs {
   @Field(() => AuditFilter, { nullable: true })
   filter?: AuditFilter | null;
-
-  @Field(() => Int, { nullable: true, description: 'Page size, 1..100; default 20.' })
-  first?: number | null;
-
-  @Field(() => String, { nullable: true, description: 'The endCursor of the previous page.' })
-  after?: string | null;
 }
