@@ -8,7 +8,7 @@ import pg from 'pg';
 import { EventReadRepository, type EventRow } from '../src/analytics/event-read.repository.js';
 import { UserOrder } from '../src/analytics/user-order.enum.js';
 import { UserRepository, type UserRow } from '../src/analytics/user.repository.js';
-import { SCHEMA_FILE } from '../src/graphql/schema.js';
+import { SCHEMA_FILE } from '../src/app/schema.js';
 
 /**
  * Baseline (b) of bench:query: the same schema and the same repositories as the gateway, but the

@@ -97,6 +97,11 @@ const environmentSchema = z.object({
   COST_MAX_PER_OPERATION: int(1_000, 1, 10_000_000),
   COST_BUDGET_CAPACITY: int(20_000, 1, 1_000_000_000),
   COST_BUDGET_RESTORE_PER_MINUTE: int(20_000, 1, 1_000_000_000),
+  // Each replica takes this many points beyond an operation's cost from the shared bucket and
+  // answers the key's next operations from them without a Redis round trip (at most a tenth of
+  // the capacity); unused points go back after COST_BUDGET_LEASE_MS. 0: a round trip per charge.
+  COST_BUDGET_LEASE_POINTS: int(200, 0, 1_000_000_000),
+  COST_BUDGET_LEASE_MS: int(1_000, 50, 60_000),
   MAX_QUERY_DEPTH: int(12, 1, 1_000),
   MAX_ALIASES: int(30, 0, 100_000),
   MAX_DIRECTIVES: int(50, 0, 100_000),
@@ -179,6 +184,8 @@ export const configSchema = environmentSchema.transform((env) => ({
     maxPerOperation: env.COST_MAX_PER_OPERATION,
     budgetCapacity: env.COST_BUDGET_CAPACITY,
     restorePerMinute: env.COST_BUDGET_RESTORE_PER_MINUTE,
+    leasePoints: env.COST_BUDGET_LEASE_POINTS,
+    leaseMs: env.COST_BUDGET_LEASE_MS,
   },
   requestLimits: {
     maxDepth: env.MAX_QUERY_DEPTH,
