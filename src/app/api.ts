@@ -147,20 +147,18 @@ export async function createApi(deps: ApiDeps): Promise<Api> {
       // tenant when its key checks out, while the answer goes out at once.
       onRefused: (request, details) => {
         const caller = callerOf(request);
-        void contexts
-          .identify(caller)
-          .then((viewer) =>
-            audit.record(
-              auditEntry({
-                action: 'request',
-                result: 'rejected',
-                viewer,
-                client: caller.client,
-                requestId: request.id,
-                details,
-              }),
-            ),
-          );
+        void contexts.identify(caller).then((viewer) =>
+          audit.record(
+            auditEntry({
+              action: 'request',
+              result: 'rejected',
+              viewer,
+              client: caller.client,
+              requestId: request.id,
+              details,
+            }),
+          ),
+        );
       },
     },
     {

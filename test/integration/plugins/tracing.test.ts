@@ -380,7 +380,7 @@ function isServer(s: ReadableSpan): boolean {
   return s.instrumentationScope.name === HTTP && s.kind === SpanKind.SERVER;
 }
 
-/** The trace id pino-http logged for a request, by the request id we sent. */
+/** The trace id the request line logged for a request, by the request id we sent. */
 function traceIdOfRequest(requestId: string): string {
   const line = lines.find((l) => l.reqId === requestId && l.msg === 'request completed');
   assert.ok(line, `request ${requestId} was logged`);
