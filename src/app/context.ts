@@ -27,6 +27,24 @@ export type GatewayContext = RequestContext &
 /** The shared services resolvers reach; built once in gateway.ts, everything else per operation. */
 export type Services = GatewayContext['services'];
 
+const MAKE_LOGGER = Symbol('makeLogger');
+const MADE_LOGGER = Symbol('madeLogger');
+interface LazyLogger {
+  [MAKE_LOGGER]: () => Logger;
+  [MADE_LOGGER]?: Logger;
+}
+/**
+ * `logger` as a getter on the prototype: Apollo Server copies the context's own properties into a
+ * fresh object for every operation (Object.assign), which would run an own getter, and so make the
+ * child logger, on every request. Symbol-keyed own properties are copied along, the getter is not.
+ */
+const LAZY_LOGGER = {
+  get logger(): Logger {
+    const self = this as unknown as LazyLogger;
+    return (self[MADE_LOGGER] ??= self[MAKE_LOGGER]());
+  },
+};
+
 /** Who is calling, as the transport (HTTP request or WebSocket connection) knows it. */
 export interface Caller {
   readonly transport: 'http' | 'websocket';
@@ -110,18 +128,16 @@ export function createContextBuilder(deps: ContextBuilderDeps) {
       operationLog?: Record<string, unknown>[];
     },
   ): GatewayContext {
-    let logger: Logger | undefined;
-    return {
+    const context = Object.create(LAZY_LOGGER) as GatewayContext & LazyLogger;
+    return Object.assign(context, {
       viewer,
       requestId: fields.requestId,
-      get logger() {
-        return (logger ??= fields.logger());
-      },
       client: fields.client,
       operationLog: fields.operationLog,
       services,
       analytics: viewer ? services.analytics.scope(viewer.tenantId) : null,
-    };
+      [MAKE_LOGGER]: fields.logger,
+    });
   }
 
   /**

@@ -46,7 +46,8 @@ export function costLimitPlugin(options: CostLimitPluginOptions): ApolloServerPl
             document,
             operation,
             variables: request.variables,
-            logger: contextValue.logger,
+            // Read only when a refusal is logged: the request's logger is made on first use.
+            logger: () => contextValue.logger,
           });
           if (admission.error) throw admission.error;
         },
