@@ -3,6 +3,7 @@ import { after, before, describe, it } from 'node:test';
 import pg from 'pg';
 import { pino } from 'pino';
 import { EventReadRepository, type EventQuery } from '../../../src/analytics/event-read.repository.js';
+import { AuditLogRepository } from '../../../src/audit/audit-log.repository.js';
 import { ensureDatabase } from '../../../src/db/ensure-database.js';
 import { runMigrations } from '../../../src/db/migrate.js';
 import { isolatedEnv, testPool } from '../../helpers/test-env.js';
@@ -180,6 +181,40 @@ describe('newest-first event pages read recent partitions first', () => {
       for (const limit of [1, 3, 7, 20]) {
         assert.deepEqual(await walk(query, limit), expected, `${JSON.stringify(query)}, pages of ${limit}`);
       }
+    }
+  });
+
+  it('pages the audit log across rows of one instant in id order, whatever the digits', async () => {
+    const { rows } = await pool.query<{ id: string }>(
+      `INSERT INTO tenants (id, slug, name) VALUES ($1, 'newest-first', 'n') RETURNING id`,
+      [tenant],
+    );
+    assert.equal(rows.length, 1);
+    // 25 rows at one instant (ids 1..25 cross 9 -> 10 and 19 -> 20), 5 a second earlier.
+    const at = new Date(now - 60_000);
+    await pool.query(
+      `INSERT INTO audit_log (occurred_at, tenant_id, action, result)
+       SELECT CASE WHEN g <= 25 THEN $2::timestamptz ELSE $2::timestamptz - interval '1 second' END, $1, 'query', 'ok'
+       FROM generate_series(1, 30) g`,
+      [tenant, at],
+    );
+    const expected = (
+      await pool.query<{ id: string }>(
+        'SELECT id::text FROM audit_log WHERE tenant_id = $1 ORDER BY occurred_at DESC, audit_log.id DESC',
+        [tenant],
+      )
+    ).rows.map((r) => r.id);
+    const audit = new AuditLogRepository(pool);
+    for (const limit of [1, 4, 10]) {
+      const ids: string[] = [];
+      let position: { timeUs: string; id: string } | null = null;
+      for (;;) {
+        const page = await audit.page(tenant, { before: position, limit: limit + 1 });
+        ids.push(...page.slice(0, limit).map((r) => r.id));
+        if (page.length <= limit) break;
+        position = { timeUs: page[limit - 1]!.timeUs, id: page[limit - 1]!.id };
+      }
+      assert.deepEqual(ids, expected, `pages of ${limit}`);
     }
   });
 });
