@@ -475,7 +475,12 @@ async function explainAll(databaseUrl: string, p: Params): Promise<void> {
       {
         name: "events by type, the page's first window: today (type index)",
         sql: `SELECT id FROM events WHERE tenant_id = $1 AND type = $2 AND occurred_at >= $3 AND occurred_at < $4 ORDER BY occurred_at DESC, id DESC LIMIT 21`,
-        params: [p.tenantId, 'purchase', new Date(Math.floor(Date.now() / DAY) * DAY), new Date(Date.now() + 65 * 60_000)],
+        params: [
+          p.tenantId,
+          'purchase',
+          new Date(Math.floor(Date.now() / DAY) * DAY),
+          new Date(Date.now() + 65 * 60_000),
+        ],
         generic: true,
       },
       {

@@ -79,7 +79,11 @@ export async function createApp(config: Config, logger: Logger): Promise<App> {
   // Connections open on first use, so a worker-only process never opens one.
   // The query API's reads (src/analytics/analytics.service.ts) go to DATABASE_READ_URL when set.
   const readUrl = config.database.readUrl;
-  const eventReadPool = createPool(config, logger, { name: 'analytics-gateway-event-reads', genericPlans: true, url: readUrl });
+  const eventReadPool = createPool(config, logger, {
+    name: 'analytics-gateway-event-reads',
+    genericPlans: true,
+    url: readUrl,
+  });
   const readPool = readUrl ? createPool(config, logger, { name: 'analytics-gateway-reads', url: readUrl }) : undefined;
   const redis = createRedis(config, logger, { name: 'commands' });
   const authSubscriber = createRedis(config, logger, { name: 'auth-subscriber', queueWhileDisconnected: true });

@@ -197,7 +197,10 @@ export class AnalyticsService {
       stalenessMs: Math.max(0, now - f.refreshedAt.getTime()),
     }));
     if (lagMs === undefined) return sources;
-    return [...sources, { source: REPLICA_SOURCE, refreshedAt: new Date(now - lagMs), durationMs: 0, stalenessMs: lagMs }];
+    return [
+      ...sources,
+      { source: REPLICA_SOURCE, refreshedAt: new Date(now - lagMs), durationMs: 0, stalenessMs: lagMs },
+    ];
   }
 
   /**

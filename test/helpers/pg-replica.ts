@@ -44,8 +44,19 @@ export async function startReplica(): Promise<PgReplica> {
     const port = await freePort();
     try {
       await asPostgres(join(PG_BIN, 'pg_basebackup'), [
-        '-D', data, '-R', '-X', 'stream', '-c', 'fast',
-        '-h', primary.hostname, '-p', primary.port || '5432', '-U', decodeURIComponent(primary.username) || 'postgres',
+        '-D',
+        data,
+        '-R',
+        '-X',
+        'stream',
+        '-c',
+        'fast',
+        '-h',
+        primary.hostname,
+        '-p',
+        primary.port || '5432',
+        '-U',
+        decodeURIComponent(primary.username) || 'postgres',
       ]);
     } catch (err) {
       const stderr = (err as { stderr?: string }).stderr ?? String(err);
@@ -64,9 +75,13 @@ export async function startReplica(): Promise<PgReplica> {
       `hot_standby = on`,
       `shared_buffers = '32MB'`,
       `timezone = 'UTC'`,
-      ...['max_connections', 'max_worker_processes', 'max_wal_senders', 'max_prepared_transactions', 'max_locks_per_transaction'].map(
-        (name) => `${name} = ${settings[name]}`,
-      ),
+      ...[
+        'max_connections',
+        'max_worker_processes',
+        'max_wal_senders',
+        'max_prepared_transactions',
+        'max_locks_per_transaction',
+      ].map((name) => `${name} = ${settings[name]}`),
     ];
     await writeFile(join(data, 'postgresql.conf'), conf.join('\n') + '\n');
     await writeFile(join(data, 'pg_hba.conf'), 'local all all trust\nhost all all 127.0.0.1/32 trust\n');
@@ -93,7 +108,8 @@ export async function startReplica(): Promise<PgReplica> {
     await waitAccepting(replica.urlOf(POSTGRES_URL));
     return replica;
   } catch (err) {
-    if (started) await asPostgres(join(PG_BIN, 'pg_ctl'), ['-D', data, '-m', 'immediate', 'stop']).catch(() => undefined);
+    if (started)
+      await asPostgres(join(PG_BIN, 'pg_ctl'), ['-D', data, '-m', 'immediate', 'stop']).catch(() => undefined);
     await rm(dir, { recursive: true, force: true });
     throw err;
   }
@@ -106,7 +122,16 @@ async function primarySettings(): Promise<Record<string, string>> {
   try {
     const { rows } = await client.query<{ name: string; setting: string }>(
       `SELECT name, setting FROM pg_settings WHERE name = ANY ($1)`,
-      [['max_connections', 'max_worker_processes', 'max_wal_senders', 'max_prepared_transactions', 'max_locks_per_transaction', 'data_directory']],
+      [
+        [
+          'max_connections',
+          'max_worker_processes',
+          'max_wal_senders',
+          'max_prepared_transactions',
+          'max_locks_per_transaction',
+          'data_directory',
+        ],
+      ],
     );
     const settings = Object.fromEntries(rows.map((r) => [r.name, r.setting]));
     const { stdout } = await run('stat', ['-c', '%u %g', settings.data_directory!]);

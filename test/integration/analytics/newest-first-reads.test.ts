@@ -43,7 +43,8 @@ async function partitionsRead(client: pg.PoolClient, sent: Sent): Promise<{ read
     );
     const read: string[] = [];
     const walk = (node: PlanNode) => {
-      if (node['Relation Name']?.startsWith('events') && (node['Actual Loops'] ?? 0) > 0) read.push(node['Relation Name']);
+      if (node['Relation Name']?.startsWith('events') && (node['Actual Loops'] ?? 0) > 0)
+        read.push(node['Relation Name']);
       node.Plans?.forEach(walk);
     };
     walk(rows[0]!['QUERY PLAN'][0].Plan);

@@ -91,7 +91,8 @@ describe('DATABASE_READ_URL: the query API reads from a streaming replica', () =
 
     await replicaDb.query('SELECT pg_wal_replay_pause()');
     await waitFor(
-      async () => (await replicaDb.query<{ s: string }>('SELECT pg_get_wal_replay_pause_state() AS s')).rows[0]!.s === 'paused',
+      async () =>
+        (await replicaDb.query<{ s: string }>('SELECT pg_get_wal_replay_pause_state() AS s')).rows[0]!.s === 'paused',
       10_000,
     );
     await record('after_pause', 8);
