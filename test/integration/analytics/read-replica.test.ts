@@ -71,7 +71,7 @@ describe('DATABASE_READ_URL: the query API reads from a streaming replica', () =
         (
           await db.query<{ name: string }>(
             `SELECT DISTINCT application_name AS name FROM pg_stat_activity
-             WHERE datname = current_database() AND pid <> pg_backend_pid()`,
+             WHERE datname = current_database() AND application_name LIKE 'analytics-gateway%'`,
           )
         ).rows.map((r) => r.name),
       );
