@@ -60,7 +60,7 @@ const RECENT_WINDOW_MS = 7 * 86_400_000;
  */
 const CLOCK_SLACK_MS = 5 * 60_000;
 
-/** Statement texts are a bounded set (page() combines at most six filters), so this stays small. */
+/** Statement texts are a bounded set (page() combines at most six filters and two window shapes), so this stays small. */
 const STATEMENT_NAMES = new Map<string, string>();
 
 const toEvent = (r: Row): EventRow => ({
