@@ -59,7 +59,14 @@ export async function createApp(config: Config, logger: Logger): Promise<App> {
 
   const pool = createPool(config, logger);
   // Connections open on first use, so a worker-only process never opens one.
-  const eventReadPool = createPool(config, logger, { name: 'analytics-gateway-event-reads', genericPlans: true });
+  // The query API's reads (src/analytics/analytics.service.ts) go to DATABASE_READ_URL when set.
+  const readUrl = config.database.readUrl;
+  const eventReadPool = createPool(config, logger, {
+    name: 'analytics-gateway-event-reads',
+    genericPlans: true,
+    url: readUrl,
+  });
+  const readPool = readUrl ? createPool(config, logger, { name: 'analytics-gateway-reads', url: readUrl }) : undefined;
   const redis = createRedis(config, logger, { name: 'commands' });
   const authSubscriber = createRedis(config, logger, { name: 'auth-subscriber', queueWhileDisconnected: true });
   const liveSubscriber = createRedis(config, logger, { name: 'live-subscriber', queueWhileDisconnected: true });
@@ -91,7 +98,7 @@ export async function createApp(config: Config, logger: Logger): Promise<App> {
     apiKeys: new ApiKeyService(pool, redis, config.redis.keyPrefix, logger),
     ingest,
     deadLetters: createDeadLetterService(redis, keys, logger),
-    analytics: new AnalyticsService({ pool, eventReadPool }, queryCache),
+    analytics: new AnalyticsService({ pool, eventReadPool, readPool }, queryCache),
     realtime,
     auditLog: new AuditLogService(pool),
     ...(config.cost.mode === 'off' ? {} : { costBudget }),
@@ -202,6 +209,7 @@ export async function createApp(config: Config, logger: Logger): Promise<App> {
           closeRedis(liveSubscriber),
           pool.end(),
           eventReadPool.end(),
+          readPool?.end(),
         ]);
       })()),
   };

@@ -27,6 +27,7 @@ const environmentSchema = z.object({
   HOST: z.string().min(1).default('127.0.0.1'),
   PORT: int(4000, 0, 65535),
   DATABASE_URL: postgresUrl.default('postgres://postgres@127.0.0.1:5432/analytics'),
+  DATABASE_READ_URL: postgresUrl.optional(),
   DATABASE_POOL_MAX: int(10, 1, 1000),
   DATABASE_CREATE_IF_MISSING: flag(true),
   MIGRATE_ON_START: flag(true),
@@ -136,6 +137,8 @@ export const configSchema = environmentSchema.transform((env) => ({
   },
   database: {
     url: env.DATABASE_URL,
+    /** A streaming replica for the query API's reads (src/analytics/analytics.service.ts); unset: the primary. */
+    readUrl: env.DATABASE_READ_URL,
     poolMax: env.DATABASE_POOL_MAX,
     createIfMissing: env.DATABASE_CREATE_IF_MISSING,
     migrateOnStart: env.MIGRATE_ON_START,
