@@ -38,7 +38,7 @@ import { createLiveFeed } from './realtime/live-feed.js';
 import { createRealtimeService } from './realtime/realtime.service.js';
 import { createWindowPublisher } from './realtime/window.publisher.js';
 import { createWebSocketServer } from './realtime/websocket.server.js';
-import { createStreamKeys } from './streams/stream-keys.js';
+import { createStreamKeys } from './redis/keys.js';
 import type { Logger } from './observability/logger.js';
 import { createMetrics } from './observability/metrics.js';
 import { createReadiness } from './observability/readiness.js';
@@ -147,7 +147,6 @@ export async function createApp(config: Config, logger: Logger): Promise<App> {
         {
           intervalMs: config.realtime.pushIntervalMs,
           graceMs: config.realtime.graceMs,
-          keyPrefix: config.redis.keyPrefix,
         },
       )
     : undefined;

@@ -4,7 +4,7 @@ import type { Metrics } from '../observability/metrics.js';
 import type { Redis } from '../redis/create-redis.js';
 import { consumerName, runConsumerLoop } from '../streams/consumer-loop.js';
 import { ensureGroup, fieldsOf, type StreamEntry } from '../streams/stream-entries.js';
-import { CONSUMER_GROUPS, type StreamKeys } from '../streams/stream-keys.js';
+import { CONSUMER_GROUPS, type StreamKeys } from '../redis/keys.js';
 import type { AggregateEntry, TouchedWindow, WindowStore } from './window-store.js';
 
 const GROUP = CONSUMER_GROUPS.aggregate;

@@ -1,6 +1,6 @@
 import type { Redis } from '../redis/create-redis.js';
 import type { StreamEvent } from '../ingest/stream-event.js';
-import type { StreamKeys } from '../streams/stream-keys.js';
+import type { StreamKeys, WindowKeys } from '../redis/keys.js';
 import { bucketOf, quantiles } from './log-histogram.js';
 import { WINDOW_MS, WINDOW_NAMES, windowStart, type WindowName } from './window.js';
 
@@ -121,6 +121,7 @@ export interface WindowSnapshot {
 
 interface Delta {
   readonly window: TouchedWindow;
+  readonly keys: WindowKeys;
   count: number;
   valueCount: number;
   sum: number;
@@ -160,11 +161,13 @@ export function createWindowStore(redis: Redis, keys: StreamKeys, options: Windo
         }
         newest.set(window, Math.max(newest.get(window) ?? 0, event.receivedAt));
         for (const type of [event.type, null]) {
-          const key = keys.window(partition, event.tenantId, window, start, type);
+          const windowKeys = keys.window(partition, event.tenantId, window, start, type);
+          const key = windowKeys.hash;
           let d = deltas.get(key);
           if (!d) {
             d = {
               window: { tenantId: event.tenantId, type, window, start },
+              keys: windowKeys,
               count: 0,
               valueCount: 0,
               sum: 0,
@@ -212,8 +215,8 @@ export function createWindowStore(redis: Redis, keys: StreamKeys, options: Windo
     for (;;) {
       const { deltas, late, newest } = deltasOf(partition, remaining, now);
       const windowKeys: string[] = [];
-      const payload = [...deltas].map(([key, d]) => {
-        windowKeys.push(key, `${key}:u`, `${key}:h`);
+      const payload = [...deltas.values()].map((d) => {
+        windowKeys.push(d.keys.hash, d.keys.users, d.keys.histogram);
         const buckets = [...d.buckets].flat();
         return [
           // KEYS indexes (1-based, after the stream) of the hash and HyperLogLog just pushed.
@@ -257,9 +260,9 @@ export function createWindowStore(redis: Redis, keys: StreamKeys, options: Windo
     const start = windowStart(window, at);
     const hashes = Array.from({ length: keys.partitions }, (_, p) => keys.window(p, tenantId, window, start, type));
     const pipeline = redis.pipeline();
-    for (const key of hashes) pipeline.hgetall(key).hgetall(`${key}:h`);
+    for (const key of hashes) pipeline.hgetall(key.hash).hgetall(key.histogram);
     // Unique users across partitions: PFCOUNT of several keys counts their union.
-    pipeline.pfcount(...hashes.map((key) => `${key}:u`));
+    pipeline.pfcount(...hashes.map((key) => key.users));
     const replies = (await pipeline.exec()) ?? [];
     for (const [err] of replies) if (err) throw err;
     let count = 0;

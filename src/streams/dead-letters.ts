@@ -2,7 +2,7 @@ import { ServiceUnavailableError } from '../graphql/errors.js';
 import type { Logger } from '../observability/logger.js';
 import type { Metrics } from '../observability/metrics.js';
 import type { Redis } from '../redis/create-redis.js';
-import type { StreamKeys } from './stream-keys.js';
+import type { StreamKeys } from '../redis/keys.js';
 import { fieldsOf, type StreamEntry } from './stream-entries.js';
 
 export interface DeadLetter {

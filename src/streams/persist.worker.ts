@@ -7,7 +7,7 @@ import type { Logger } from '../observability/logger.js';
 import type { Metrics } from '../observability/metrics.js';
 import type { Redis } from '../redis/create-redis.js';
 import { consumerName, runConsumerLoop } from './consumer-loop.js';
-import { CONSUMER_GROUPS, type StreamKeys } from './stream-keys.js';
+import { CONSUMER_GROUPS, type StreamKeys } from '../redis/keys.js';
 import { ensureGroup, fieldsOf, type StreamEntry } from './stream-entries.js';
 import { deadLetter, type DeadLetter } from './dead-letters.js';
 

@@ -1,7 +1,7 @@
 import type { Logger } from '../observability/logger.js';
 import type { Metrics } from '../observability/metrics.js';
 import type { Redis } from '../redis/create-redis.js';
-import { CONSUMER_GROUPS, type StreamKeys } from './stream-keys.js';
+import { CONSUMER_GROUPS, type StreamKeys } from '../redis/keys.js';
 import { compareStreamIds, nextStreamId, pairsToRecord } from './stream-entries.js';
 
 export interface GroupState {

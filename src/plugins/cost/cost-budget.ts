@@ -1,4 +1,5 @@
 import type { Redis } from '../../redis/create-redis.js';
+import { costBudgetKey } from '../../redis/keys.js';
 
 /**
  * A token bucket per key, in one Redis hash, changed only by this script so that every replica
@@ -74,7 +75,7 @@ export function createCostBudget(redis: Redis, keyPrefix: string, options: CostB
 
   async function call(keyId: string, points: number): Promise<BudgetState> {
     const [taken, left, wait] = await client.agwCostBucket(
-      `${keyPrefix}cost:budget:${keyId}`,
+      costBudgetKey(keyPrefix, keyId),
       String(options.capacity),
       String(perMs),
       String(points),

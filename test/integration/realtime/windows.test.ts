@@ -13,7 +13,7 @@ import { createWindowStore } from '../../../src/realtime/window-store.js';
 import { windowStart, WINDOW_MS } from '../../../src/realtime/window.js';
 import { createEventStream } from '../../../src/streams/event-stream.js';
 import { ensureGroup, fieldsOf, type StreamEntry } from '../../../src/streams/stream-entries.js';
-import { createStreamKeys } from '../../../src/streams/stream-keys.js';
+import { createStreamKeys } from '../../../src/redis/keys.js';
 import { RecordEventsDocument, type EventInput } from '../../generated/graphql.js';
 import { scrapeMetric, spawnGatewayPair, stopGateways, type SpawnedGateway } from '../../helpers/gateway.js';
 import { gql } from '../../helpers/graphql-client.js';

@@ -11,7 +11,7 @@ import { createEventStream } from '../../../src/streams/event-stream.js';
 import { createPersistWorker } from '../../../src/streams/persist.worker.js';
 import { ensureGroup, fieldsOf, type StreamEntry } from '../../../src/streams/stream-entries.js';
 import { createStreamMaintenanceWorker } from '../../../src/streams/stream-maintenance.worker.js';
-import { createStreamKeys } from '../../../src/streams/stream-keys.js';
+import { createStreamKeys } from '../../../src/redis/keys.js';
 import { createTcpProxy } from '../../helpers/tcp-proxy.js';
 import { REDIS_URL, isolatedEnv, waitFor, testPool } from '../../helpers/test-env.js';
 
