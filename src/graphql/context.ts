@@ -3,7 +3,7 @@ import type { RequestClient } from '../audit/audit-entry.js';
 import type { AuditLogService } from '../audit/audit-log.service.js';
 import type { ApiKeyService } from '../auth/api-key.service.js';
 import type { IngestService } from '../ingest/ingest.service.js';
-import type { DeadLetterService } from '../streams/dead-letters.js';
+import type { DeadLetterService } from '../ingest/dead-letter-replay.js';
 import type { Viewer } from '../auth/viewer.js';
 import type { Logger } from '../observability/logger.js';
 import type { RealtimeService } from '../realtime/realtime.service.js';

@@ -27,7 +27,7 @@ const FORGET_CONSUMER_AFTER_MS = 60 * 60_000;
  * events nobody has persisted. Instead this loop trims each partition below the oldest entry that
  * any required group still needs: its oldest pending entry, or else the first entry after its
  * last-delivered id. Until every required group exists, nothing is trimmed. The hard bound is
- * STREAM_MAX_LENGTH, enforced at append time as backpressure (see event-stream.ts).
+ * STREAM_MAX_LENGTH, enforced at append time as backpressure (see src/ingest/event-stream.ts).
  */
 export function createStreamMaintenanceWorker(deps: {
   redis: Redis;

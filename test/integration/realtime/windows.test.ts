@@ -11,7 +11,7 @@ import { createLiveFeed } from '../../../src/realtime/live-feed.js';
 import { createWindowPublisher } from '../../../src/realtime/window.publisher.js';
 import { createWindowStore } from '../../../src/realtime/window-store.js';
 import { windowStart, WINDOW_MS } from '../../../src/realtime/window.js';
-import { createEventStream } from '../../../src/streams/event-stream.js';
+import { createEventStream } from '../../../src/ingest/event-stream.js';
 import { ensureGroup, fieldsOf, type StreamEntry } from '../../../src/streams/stream-entries.js';
 import { createStreamKeys } from '../../../src/redis/keys.js';
 import { RecordEventsDocument, type EventInput } from '../../generated/graphql.js';

@@ -1,15 +1,15 @@
 import { setTimeout as sleep } from 'node:timers/promises';
 import type pg from 'pg';
 import type { Config } from '../config/config.js';
-import { EventRepository } from '../ingest/event.repository.js';
-import { decodeStreamEvent, type StreamEvent } from '../ingest/stream-event.js';
+import { EventRepository } from './event.repository.js';
+import { decodeStreamEvent, type StreamEvent } from './stream-event.js';
 import type { Logger } from '../observability/logger.js';
 import type { Metrics } from '../observability/metrics.js';
 import type { Redis } from '../redis/create-redis.js';
-import { consumerName, runConsumerLoop } from './consumer-loop.js';
+import { consumerName, runConsumerLoop } from '../streams/consumer-loop.js';
 import { CONSUMER_GROUPS, type StreamKeys } from '../redis/keys.js';
-import { ensureGroup, fieldsOf, type StreamEntry } from './stream-entries.js';
-import { deadLetter, type DeadLetter } from './dead-letters.js';
+import { ensureGroup, fieldsOf, type StreamEntry } from '../streams/stream-entries.js';
+import { deadLetter, type DeadLetter } from '../streams/dead-letter.js';
 
 const GROUP = CONSUMER_GROUPS.persist;
 /** How long an idle read blocks: bounds how long stop() waits for a loop to notice. */

@@ -1,6 +1,6 @@
 import type { ChainableCommander } from 'ioredis';
 import type { Redis } from '../redis/create-redis.js';
-import { encodeStreamEvent, type StreamEvent } from '../ingest/stream-event.js';
+import { encodeStreamEvent, type StreamEvent } from './stream-event.js';
 import type { StreamKeys } from '../redis/keys.js';
 
 /**
