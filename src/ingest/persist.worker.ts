@@ -41,8 +41,9 @@ class Stopping extends Error {}
 /**
  * The "persist" consumer group: moves events from the stream into Postgres.
  *
- * Ordering is the whole contract: a batch is written in one statement, and its entries are
- * acknowledged (XACK) only after that statement has committed. A crash before the XACK leaves
+ * Ordering is the whole contract: a batch is written in one transaction (PERSIST_MODE: COPY into
+ * a staging table and one INSERT from it, or one INSERT of unnest(arrays)), and its entries are
+ * acknowledged (XACK) only after that transaction has committed. A crash before the XACK leaves
  * them pending; this or another process reclaims them (XAUTOCLAIM after PERSIST_CLAIM_IDLE_MS)
  * and writes them again, and the repository's keys skip what the first attempt had stored.
  * While Postgres fails, the batch is retried with capped exponential backoff and nothing is
@@ -76,7 +77,12 @@ export function createPersistWorker(deps: PersistWorkerDeps) {
   /** Writes what can be written; returns the entries Postgres refused, each with its reason. */
   async function insertIsolatingRejects(items: Parsed[]): Promise<{ stored: number; rejected: DeadLetter[] }> {
     try {
-      return { stored: await repository.insertCount(items.map((i) => i.event)), rejected: [] };
+      const events = items.map((i) => i.event);
+      const stored =
+        config.persist.mode === 'copy'
+          ? await repository.insertCountByCopy(events)
+          : await repository.insertCount(events);
+      return { stored, rejected: [] };
     } catch (err) {
       if (!isDataError(err)) throw err;
       if (items.length === 1) {
