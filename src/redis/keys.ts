@@ -17,12 +17,20 @@ export type ConsumerGroup = (typeof CONSUMER_GROUPS)[keyof typeof CONSUMER_GROUP
 
 /** The keys of one live window as one partition's aggregate consumers counted it. */
 export interface WindowKeys {
-  /** Hash: c count, r revision, vc values counted, s sum, mn min, mx max. */
+  /**
+   * Hash: c count, r revision, vc values counted, s sum, mn min, mx max, z values in the zero
+   * bucket, and the rare histogram buckets beyond the counter strings' range (`p<i>`, `n<i>`).
+   */
   readonly hash: string;
   /** HyperLogLog of the window's user ids. */
   readonly users: string;
-  /** Hash of log-scale histogram buckets (src/realtime/log-histogram.ts) to counts. */
-  readonly histogram: string;
+  /**
+   * Strings of big-endian u32 counters (BITFIELD), one per log-scale histogram bucket
+   * (src/realtime/log-histogram.ts) of the positive / negative values; the slot layout is in
+   * src/realtime/window-store.ts.
+   */
+  readonly positive: string;
+  readonly negative: string;
 }
 
 /** Names of the event streams, partitioned by (tenant, routing key). */
@@ -51,7 +59,7 @@ export function createStreamKeys(prefix: string, partitions: number): StreamKeys
     dedupe: (partition, tenantId, messageId) => `${tag(partition)}:dedupe:${tenantId}:${messageId}`,
     window: (partition, tenantId, window, start, type) => {
       const hash = `${tag(partition)}:window:${tenantId}:${window}:${start}:${type ?? '*'}`;
-      return { hash, users: `${hash}:u`, histogram: `${hash}:h` };
+      return { hash, users: `${hash}:u`, positive: `${hash}:hp`, negative: `${hash}:hn` };
     },
     partitionOf: (tenantId, routingKey) => (partitions === 1 ? 0 : fnv1a(`${tenantId}:${routingKey}`) % partitions),
   };
