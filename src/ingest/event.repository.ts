@@ -89,8 +89,14 @@ export class EventRepository {
     let broken: Error | undefined;
     try {
       if (!staged.has(client)) {
-        // LIKE events: the staging table follows the events table's column types as migrations change them.
-        await client.query('CREATE TEMP TABLE IF NOT EXISTS event_copy_batch (LIKE events) ON COMMIT DELETE ROWS');
+        // LIKE events: the staging table follows the events table's column types as migrations
+        // change them. EXTERNAL: large properties are kept out of line but not compressed, since
+        // the INSERT from here compresses them for events anyway: compressing them twice made
+        // 30 KB events slower by COPY than by unnest.
+        await client.query(
+          `CREATE TEMP TABLE IF NOT EXISTS event_copy_batch (LIKE events) ON COMMIT DELETE ROWS;
+           ALTER TABLE event_copy_batch ALTER COLUMN properties SET STORAGE EXTERNAL`,
+        );
         staged.add(client);
       }
       await client.query('BEGIN');
