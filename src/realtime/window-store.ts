@@ -190,13 +190,14 @@ export function createWindowStore(redis: Redis, keys: StreamKeys, options: Windo
         }
         newest.set(window, Math.max(newest.get(window) ?? 0, event.receivedAt));
         for (const type of [event.type, null]) {
-          const windowKeys = keys.window(partition, event.tenantId, window, start, type);
-          const key = windowKeys.hash;
+          // One short string per event and window to find the delta; the window's Redis key names
+          // are built once per delta.
+          const key = `${event.tenantId}|${window}|${start}|${type ?? '*'}`;
           let d = deltas.get(key);
           if (!d) {
             d = {
               window: { tenantId: event.tenantId, type, window, start },
-              keys: windowKeys,
+              keys: keys.window(partition, event.tenantId, window, start, type),
               count: 0,
               valueCount: 0,
               sum: 0,
