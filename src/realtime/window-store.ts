@@ -1,6 +1,7 @@
 import type { Redis } from '../redis/create-redis.js';
 import type { StreamEvent } from '../ingest/stream-event.js';
 import type { StreamKeys, WindowKeys } from '../redis/keys.js';
+import { compareStreamIds } from '../streams/stream-entries.js';
 import { bucketOf, quantiles } from './log-histogram.js';
 import { WINDOW_MS, WINDOW_NAMES, windowStart, type WindowName } from './window.js';
 
@@ -10,10 +11,11 @@ import { WINDOW_MS, WINDOW_NAMES, windowStart, type WindowName } from './window.
  * script has run leaves nothing pending, and one that dies before it leaves everything pending
  * and nothing counted.
  *
- * The script first checks that every entry is still pending for the group (XCLAIM ... JUSTID to
- * itself answers only the ids still in the pending list, and counts no delivery). If another
- * consumer has meanwhile reclaimed and counted some, it changes nothing and answers those ids, and
- * the caller counts the batch again without them.
+ * The script first checks that this consumer still holds every entry: XPENDING over the batch's
+ * id range for this consumer, a read (XCLAIM ... JUSTID, used before, rewrote and propagated
+ * every entry, five times the Redis time). If another consumer has meanwhile reclaimed some
+ * (and counted them, or will), it changes nothing and answers those ids, and the caller counts
+ * the batch again without them.
  *
  * The batch arrives folded, one delta per touched window (`deltasOf` below), so Redis does a fixed
  * handful of commands per window whatever the number of events: HINCRBYs on the window's hash,
@@ -23,8 +25,8 @@ import { WINDOW_MS, WINDOW_NAMES, windowStart, type WindowName } from './window.
  *
  * KEYS[1] = the partition's stream, then per window its hash, HyperLogLog, positive and negative
  * histogram strings (all under the partition's hash tag, src/redis/keys.ts).
- * ARGV[1] = group, ARGV[2] = consumer, ARGV[3] = n, ARGV[4..3+n] = entry ids, ARGV[4+n] = the
- * deltas as JSON, then the deltas' user ids and BITFIELD operations, which each delta locates by
+ * ARGV[1] = group, ARGV[2] = consumer, ARGV[3] = n, ARGV[4..3+n] = entry ids, ARGV[4+n] and
+ * ARGV[5+n] = the smallest and largest of them, ARGV[6+n] = the deltas as JSON, then the deltas' user ids and BITFIELD operations, which each delta locates by
  * first index and count (they stay plain arguments: no JSON decoding, no Lua table per value):
  * [firstKey, expireAtMs, count, valueCount, sum, min, max, zeros, usersAt, usersN, positiveAt,
  * positiveN, negativeAt, negativeN, [overflow bucket, count, …]]. Sums, minima and maxima travel
@@ -35,19 +37,19 @@ const APPLY_LUA = `
 local stream, group, consumer = KEYS[1], ARGV[1], ARGV[2]
 local n = tonumber(ARGV[3])
 if n > 0 then
-  local claim = {'XCLAIM', stream, group, consumer, 0}
-  for i = 1, n do claim[#claim + 1] = ARGV[3 + i] end
-  claim[#claim + 1] = 'JUSTID'
-  local held = redis.call(unpack(claim))
-  if #held < n then
-    local present = {}
-    for _, id in ipairs(held) do present[id] = true end
-    local gone = {}
-    for i = 1, n do
-      if not present[ARGV[3 + i]] then gone[#gone + 1] = ARGV[3 + i] end
-    end
-    return {0, gone}
+  local held = {}
+  local from = ARGV[4 + n]
+  repeat
+    local page = redis.call('XPENDING', stream, group, from, ARGV[5 + n], 1000, consumer)
+    for _, entry in ipairs(page) do held[entry[1]] = true end
+    if #page < 1000 then break end
+    from = '(' .. page[#page][1]
+  until false
+  local gone = {}
+  for i = 1, n do
+    if not held[ARGV[3 + i]] then gone[#gone + 1] = ARGV[3 + i] end
   end
+  if #gone > 0 then return {0, gone} end
 end
 -- A command over ARGV[first .. first+count-1], in slices Lua's unpack can take.
 local function sliced(command, key, head, first, count, size)
@@ -61,7 +63,7 @@ local function sliced(command, key, head, first, count, size)
   end
 end
 local SAT = {'OVERFLOW', 'SAT'}
-for _, d in ipairs(cjson.decode(ARGV[4 + n])) do
+for _, d in ipairs(cjson.decode(ARGV[6 + n])) do
   local h = KEYS[d[1]]
   redis.call('HINCRBY', h, 'c', d[3])
   redis.call('HINCRBY', h, 'r', 1)
@@ -111,6 +113,17 @@ const MAX_SLOTS = 8_192;
 const slotOf = (index: number) => (index >= 0 ? 2 * index : -2 * index - 1);
 const indexOfSlot = (slot: number) => (slot % 2 === 0 ? slot / 2 : -(slot + 1) / 2);
 const OVERFLOW_FIELD = /^[pn]-?\d+$/;
+
+/** The smallest and largest of stream ids. */
+function idRange(ids: readonly string[]): [string, string] {
+  let lo = ids[0]!;
+  let hi = ids[0]!;
+  for (const id of ids) {
+    if (compareStreamIds(id, lo) < 0) lo = id;
+    if (compareStreamIds(id, hi) > 0) hi = id;
+  }
+  return [lo, hi];
+}
 
 type WithApply = { agwApplyWindows(numKeys: number, ...keysAndArgs: string[]): Promise<[number, string[]?]> };
 
@@ -246,10 +259,11 @@ export function createWindowStore(redis: Redis, keys: StreamKeys, options: Windo
       const { deltas, late, newest } = deltasOf(partition, remaining, now);
       const windowKeys: string[] = [];
       // ARGV after the deltas: every window's users, then its BITFIELD operations, located by
-      // 1-based ARGV index (ARGV[4 + ids] is the JSON; these follow it).
+      // 1-based ARGV index (ARGV[6 + ids] is the JSON; these follow it).
       const ids = remaining.map((e) => e.entryId);
       const tail: string[] = [];
-      const argvAt = () => 5 + ids.length + tail.length;
+      const argvAt = () => 7 + ids.length + tail.length;
+      const range = ids.length ? idRange(ids) : ['0-0', '0-0'];
       const payload = [...deltas.values()].map((d) => {
         windowKeys.push(d.keys.hash, d.keys.users, d.keys.positive, d.keys.negative);
         const usersAt = argvAt();
@@ -297,6 +311,7 @@ export function createWindowStore(redis: Redis, keys: StreamKeys, options: Windo
         consumer,
         String(ids.length),
         ...ids,
+        ...range,
         JSON.stringify(payload),
         ...tail,
       );
