@@ -51,6 +51,9 @@ import { createCostLimits } from './plugins/cost/cost-limits.js';
 import { loggingPlugin } from './plugins/logging.plugin.js';
 import { tracingPlugin } from './plugins/tracing.plugin.js';
 import { closeRedis, createRedis } from './redis/create-redis.js';
+import { responseCachePlugin } from './plugins/response-cache.plugin.js';
+import { statsResponseCacheFields } from './analytics/stats.response-cache.js';
+import { createRedisKeyValueCache } from './redis/redis-key-value-cache.js';
 
 export interface App {
   /** The HTTP server, exposed so the WebSocket server can share its port. */
@@ -254,6 +257,11 @@ export async function createApp(config: Config, logger: Logger): Promise<App> {
         allowBatchedHttpRequests: true,
         // The parser stops at the limit, before a huge document costs any parsing or validation.
         parseOptions: { maxTokens: config.requestLimits.maxTokens },
+        // Automatic persisted queries in Redis, so a hash registered on one replica works on all.
+        persistedQueries: {
+          cache: createRedisKeyValueCache(redis, { prefix: config.redis.keyPrefix }),
+          ttl: config.persistedQueries.ttlS,
+        },
         logger: logger.child({ component: 'apollo' }),
         plugins: [
           ApolloServerPluginDrainHttpServer({ httpServer, stopGracePeriodMillis: config.http.shutdownGraceMs }),
@@ -267,6 +275,15 @@ export async function createApp(config: Config, logger: Logger): Promise<App> {
           operationLog,
           costLimitPlugin({ limits: costLimits! }),
           auditLogPlugin({ writer: audit }),
+          // Whole answers of statistics-only operations, before execution (after the cost admission).
+          responseCachePlugin(
+            { redis, metrics, logger, generationKey: queryCache.generationKey },
+            {
+              enabled: config.responseCache.enabled,
+              keyPrefix: config.redis.keyPrefix,
+              fields: statsResponseCacheFields(config.queryCache.ttlS),
+            },
+          ),
           // No HTTP cache hints are served (answers are cached in Redis per tenant instead), and the
           // built-in cache-control plugin wraps every field resolver: about 10% of a list query's CPU.
           ApolloServerPluginCacheControlDisabled(),
