@@ -11,11 +11,12 @@ type StatsField = 'eventTypes' | 'dailyStats' | 'timeseries';
  * their max age (so a whole answer lives no longer than the per-field answers inside it).
  * `freshness` is left out on purpose: its `stalenessMs` grows with the clock.
  */
-export function statsResponseCacheFields(ttlS: Readonly<Record<CacheTier, number>>): Record<StatsField, CacheableField> {
+export function statsResponseCacheFields(
+  ttlS: Readonly<Record<CacheTier, number>>,
+): Record<StatsField, CacheableField> {
   const field = (name: StatsField): CacheableField => ({
     scope: 'analytics:read',
-    maxAgeS: (args, now) =>
-      ttlS[statsTier(name, args as { from?: Date; to?: Date; interval?: Interval }, now)],
+    maxAgeS: (args, now) => ttlS[statsTier(name, args as { from?: Date; to?: Date; interval?: Interval }, now)],
   });
   return { eventTypes: field('eventTypes'), dailyStats: field('dailyStats'), timeseries: field('timeseries') };
 }

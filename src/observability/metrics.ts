@@ -173,7 +173,7 @@ export function createMetrics() {
 
     responseCacheNotModified: new Counter({
       name: 'response_cache_not_modified_total',
-      help: 'GET answers sent as 304 Not Modified because If-None-Match named the answer\'s ETag.',
+      help: "GET answers sent as 304 Not Modified because If-None-Match named the answer's ETag.",
       registers: [registry],
     }),
 

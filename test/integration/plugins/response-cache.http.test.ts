@@ -56,7 +56,9 @@ describe('response cache plugin, framework-independent', () => {
     apollo.executeHTTPGraphQLRequest({
       httpGraphQLRequest: {
         method,
-        headers: new HeaderMap(Object.entries({ 'content-type': 'application/json', 'apollo-require-preflight': '1', ...headers })),
+        headers: new HeaderMap(
+          Object.entries({ 'content-type': 'application/json', 'apollo-require-preflight': '1', ...headers }),
+        ),
         search: method === 'GET' ? `?query=${encodeURIComponent(query)}` : '',
         body: method === 'POST' ? { query } : undefined,
       },

@@ -34,7 +34,12 @@ interface Answer {
 
 async function answer(response: Response): Promise<Answer> {
   const text = await response.text();
-  return { status: response.status, headers: response.headers, text, body: text ? (JSON.parse(text) as Answer['body']) : null };
+  return {
+    status: response.status,
+    headers: response.headers,
+    text,
+    body: text ? (JSON.parse(text) as Answer['body']) : null,
+  };
 }
 
 async function post(url: string, key: string | null, body: Record<string, unknown>): Promise<Answer> {
@@ -245,7 +250,9 @@ describe('whole-response cache', () => {
       return rows.length === 1 && rows[0].result === 'rejected';
     }, 5_000);
     // Mixed with a field that is not cacheable: executed every time.
-    const mixed = { query: `query { viewer { tenant } timeseries(interval: HOUR, from: "${week.from}", to: "${week.to}") { count } }` };
+    const mixed = {
+      query: `query { viewer { tenant } timeseries(interval: HOUR, from: "${week.from}", to: "${week.to}") { count } }`,
+    };
     await post(reader.url, readerA, mixed);
     counter.reset();
     const calls = await resolverCalls(reader.url, 'timeseries');
@@ -261,7 +268,9 @@ describe('whole-response cache', () => {
     counter.reset();
     assert.equal(total(await post(reader.url, readerA, request)), total(first));
     assert.equal(counter.count(), 0);
-    await record(ADMIN, [{ type: 'page_view', userId: 'late', timestamp: new Date(to.getTime() - 30 * 60_000).toISOString() }]);
+    await record(ADMIN, [
+      { type: 'page_view', userId: 'late', timestamp: new Date(to.getTime() - 30 * 60_000).toISOString() },
+    ]);
     await caughtUp();
     counter.reset();
     const after = await post(reader.url, readerA, request);
