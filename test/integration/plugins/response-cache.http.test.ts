@@ -8,6 +8,7 @@ import { pino } from 'pino';
 import type { GatewayContext } from '../../../src/graphql/context.js';
 import { createMetrics } from '../../../src/observability/metrics.js';
 import { responseCachePlugin } from '../../../src/plugins/response-cache.plugin.js';
+import { closedPort } from '../../helpers/tcp-proxy.js';
 import { REDIS_URL, deleteRedisKeys, isolatedEnv } from '../../helpers/test-env.js';
 
 /**
@@ -26,34 +27,43 @@ describe('response cache plugin, framework-independent', () => {
     },
     other: () => 1,
   };
-  const apollo = new ApolloServer<GatewayContext>({
-    schema,
-    rootValue: root,
-    plugins: [
-      // As in the gateway (app.ts): the only cache headers are this plugin's.
-      ApolloServerPluginCacheControlDisabled(),
-      responseCachePlugin(
-        {
-          redis,
-          metrics: createMetrics(),
-          logger: pino({ level: 'silent' }),
-          generationKey: (tenantId) => `${redisKeyPrefix}gen:{${tenantId}}`,
-        },
-        {
-          keyPrefix: redisKeyPrefix,
-          fields: { total: { scope: 'analytics:read', maxAgeS: (args) => (Number(args.days) > 0 ? 60 : null) } },
-        },
-      ),
-    ],
-  });
+  const metrics = createMetrics();
+  const serverWith = (client: Redis) =>
+    new ApolloServer<GatewayContext>({
+      schema,
+      rootValue: root,
+      plugins: [
+        // As in the gateway (app.ts): the only cache headers are this plugin's.
+        ApolloServerPluginCacheControlDisabled(),
+        responseCachePlugin(
+          {
+            redis: client,
+            metrics,
+            logger: pino({ level: 'silent' }),
+            generationKey: (tenantId) => `${redisKeyPrefix}gen:{${tenantId}}`,
+          },
+          {
+            keyPrefix: redisKeyPrefix,
+            fields: { total: { scope: 'analytics:read', maxAgeS: (args) => (Number(args.days) > 0 ? 60 : null) } },
+          },
+        ),
+      ],
+    });
+  const apollo = serverWith(redis);
   const context = (tenantId: string): GatewayContext =>
     ({
       viewer: { tenantId, tenantSlug: tenantId, keyId: 'k', keyName: 'k', keyPrefix: 'k', scopes: ['analytics:read'] },
       requestId: 'r',
       logger: pino({ level: 'silent' }),
     }) as unknown as GatewayContext;
-  const run = (method: 'GET' | 'POST', query: string, headers: Record<string, string> = {}, tenant = 't1') =>
-    apollo.executeHTTPGraphQLRequest({
+  const run = (
+    method: 'GET' | 'POST',
+    query: string,
+    headers: Record<string, string> = {},
+    tenant = 't1',
+    server = apollo,
+  ) =>
+    server.executeHTTPGraphQLRequest({
       httpGraphQLRequest: {
         method,
         headers: new HeaderMap(
@@ -114,5 +124,31 @@ describe('response cache plugin, framework-independent', () => {
     assert.equal(posted.headers.get('etag'), undefined);
     await run('POST', '{ total(days: 5) }');
     assert.equal(calls, before + 5, 'a POST repeat is answered from the cache too');
+  });
+
+  it('executes when Redis fails, and counts the error', async () => {
+    const dead = new Redis({
+      port: await closedPort(),
+      enableOfflineQueue: false,
+      maxRetriesPerRequest: 0,
+      lazyConnect: true,
+    });
+    dead.on('error', () => undefined);
+    const server = serverWith(dead);
+    await server.start();
+    try {
+      const before = calls;
+      for (let i = 0; i < 2; i++) {
+        const r = await run('GET', '{ total(days: 2) }', {}, 't1', server);
+        assert.equal(await text(r), '{"data":{"total":20}}\n');
+        assert.equal(r.headers.get('cache-control'), 'no-store');
+      }
+      assert.equal(calls, before + 2);
+      const errors = (await metrics.responseCacheRequests.get()).values.find((v) => v.labels.result === 'error');
+      assert.equal(errors?.value, 2);
+    } finally {
+      await server.stop();
+      dead.disconnect();
+    }
   });
 });
