@@ -238,7 +238,8 @@ function cacheableMaxAge(
     if (age === null || age <= 0) return null;
     maxAgeS = Math.min(maxAgeS, age);
   }
-  return maxAgeS;
+  // Whole seconds: Redis' EX and Cache-Control's max-age both take them.
+  return Math.ceil(maxAgeS);
 }
 
 function parseEntry(stored: string) {
