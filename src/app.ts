@@ -284,8 +284,8 @@ export async function createApp(config: Config, logger: Logger): Promise<App> {
               fields: statsResponseCacheFields(config.queryCache.ttlS),
             },
           ),
-          // No HTTP cache hints are served (answers are cached in Redis per tenant instead), and the
-          // built-in cache-control plugin wraps every field resolver: about 10% of a list query's CPU.
+          // GET cache headers come from the response cache above, and the built-in cache-control
+          // plugin wraps every field resolver: about 10% of a list query's CPU.
           ApolloServerPluginCacheControlDisabled(),
         ],
       })
