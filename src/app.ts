@@ -51,6 +51,10 @@ import { createCostLimits } from './plugins/cost/cost-limits.js';
 import { loggingPlugin } from './plugins/logging.plugin.js';
 import { tracingPlugin } from './plugins/tracing.plugin.js';
 import { closeRedis, createRedis } from './redis/create-redis.js';
+// Data lifecycle: erasure, rollup rebuilds, audit retention (README, "Data lifecycle").
+import { createRollupRebuilder } from './analytics/rollup-rebuild.service.js';
+import { createAuditRetentionWorker } from './audit/audit-retention.worker.js';
+import { createUserErasureService } from './privacy/user-erasure.service.js';
 
 export interface App {
   /** The HTTP server, exposed so the WebSocket server can share its port. */
@@ -103,6 +107,16 @@ export async function createApp(config: Config, logger: Logger): Promise<App> {
     restorePerMinute: config.cost.restorePerMinute,
     maxPerOperation: config.cost.maxPerOperation,
   });
+  // Data lifecycle: rebuilds and erasures recompute rollups under the refresher's lock.
+  const rollupRebuild = createRollupRebuilder({ pool, onTenantRefreshed: (tenantId) => queryCache.invalidate(tenantId) });
+  const userErasure = createUserErasureService({
+    pool,
+    redis,
+    keys,
+    rollups: rollupRebuild,
+    invalidate: (tenantId) => queryCache.invalidate(tenantId),
+    logger,
+  });
   const services: Services = {
     apiKeys: new ApiKeyService(pool, redis, config.redis.keyPrefix, logger),
     ingest,
@@ -110,6 +124,8 @@ export async function createApp(config: Config, logger: Logger): Promise<App> {
     analytics: new AnalyticsService({ pool, eventReadPool }, queryCache),
     realtime,
     auditLog: new AuditLogService(pool),
+    userErasure,
+    rollupRebuild,
     ...(config.cost.mode === 'off' ? {} : { costBudget }),
   };
   // Rows are queued by the request path and written in batches; stop() below writes the rest.
@@ -181,6 +197,11 @@ export async function createApp(config: Config, logger: Logger): Promise<App> {
       )
     : undefined;
 
+  // Data lifecycle: deletes audit rows past AUDIT_RETENTION_DAYS (a no-op at 0).
+  const auditRetention = runsWorkers
+    ? createAuditRetentionWorker({ pool, logger, metrics }, { retentionDays: config.audit.retentionDays })
+    : undefined;
+
   const readiness = createReadiness({ pool, redis, metrics, timeoutMs: config.http.readyCheckTimeoutMs });
   // Reports rather than judges: with Redis down the "redis" check fails, and this one says what
   // that means for ingestion (degraded mode since when) instead of failing a second time.
@@ -203,6 +224,7 @@ export async function createApp(config: Config, logger: Logger): Promise<App> {
   }
   await rollups?.start();
   await audit.start();
+  await auditRetention?.start();
 
   const expressApp = express();
   const httpServer = createServer(expressApp);
@@ -356,6 +378,7 @@ export async function createApp(config: Config, logger: Logger): Promise<App> {
           aggregate?.stop().then(() => publisher?.stop()),
           maintenance.stop(),
           rollups?.stop(),
+          auditRetention?.stop(),
           // After Apollo's drain, so the rows of requests that were in flight are written too.
           audit.stop(),
         ]);

@@ -8,6 +8,9 @@ import type { Viewer } from '../auth/viewer.js';
 import type { Logger } from '../observability/logger.js';
 import type { RealtimeService } from '../realtime/realtime.service.js';
 import type { CostBudget } from '../plugins/cost/cost-budget.js';
+// Data lifecycle (README, "Data lifecycle").
+import type { RollupRebuilder } from '../analytics/rollup-rebuild.service.js';
+import type { UserErasureService } from '../privacy/user-erasure.service.js';
 
 /** What a resolver reaches; services are shared, everything else is built per request. */
 export interface Services {
@@ -17,6 +20,8 @@ export interface Services {
   readonly analytics: AnalyticsService;
   readonly realtime: RealtimeService;
   readonly auditLog: AuditLogService;
+  readonly userErasure: UserErasureService;
+  readonly rollupRebuild: RollupRebuilder;
   /** The per-key cost budgets; absent with COST_MODE=off. */
   readonly costBudget?: CostBudget;
 }

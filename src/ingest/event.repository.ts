@@ -15,6 +15,9 @@ type Queryable = Pick<pg.Pool, 'query'> | pg.PoolClient;
  * The same statement marks each (tenant, hour) it stored events in as dirty for the rollup
  * refresher (src/analytics/rollup.refresher.ts): events and marker commit together or not at all,
  * so no stored event can escape the rollups.
+ *
+ * It also anti-joins erased_users, so a user's events still in flight when an erasure runs (in
+ * the stream, pending, in a dead letter) are dropped here rather than written after it answered.
  */
 export class EventRepository {
   constructor(private readonly db: Queryable) {}
@@ -61,6 +64,10 @@ export class EventRepository {
          SELECT * FROM unnest($1::uuid[], $2::uuid[], $3::text[], $4::text[], $5::text[], $6::text[],
                               $7::timestamptz[], $8::timestamptz[], $9::float8[], $10::jsonb[])
            AS t(tenant_id, id, type, user_id, session_id, message_id, occurred_at, received_at, value, properties)
+         -- The erasure tombstone (src/privacy/user-erasure.repository.ts): an erased user's event
+         -- received before the erasure completed is neither stored nor claims its messageId.
+         WHERE NOT EXISTS (SELECT 1 FROM erased_users x
+                           WHERE x.tenant_id = t.tenant_id AND x.user_id = t.user_id AND t.received_at < x.erased_at)
        ),
        claimed AS (
          INSERT INTO event_message_ids (tenant_id, message_id, event_id)

@@ -3,7 +3,7 @@ import type { Logger } from '../observability/logger.js';
 import type { Metrics } from '../observability/metrics.js';
 import type { Redis } from '../redis/create-redis.js';
 import type { StreamKeys } from './stream-keys.js';
-import { fieldsOf, type StreamEntry } from './stream-entries.js';
+import { compareStreamIds, fieldsOf, type StreamEntry } from './stream-entries.js';
 
 export interface DeadLetter {
   readonly entryId: string;
@@ -29,8 +29,17 @@ export async function deadLetter(
   letters: readonly DeadLetter[],
   metrics: Metrics,
 ): Promise<void> {
+  // How many times each entry was delivered, for deadLetters(): read before the XACK below drops
+  // the entry from the group's pending list (one extra round trip, on the failure path only).
+  const pending = await redis
+    .pipeline(letters.map((l) => ['xpending', keys.stream(partition), group, l.entryId, l.entryId, '1']))
+    .exec();
+  const deliveries = (pending ?? []).map(([err, reply]) => {
+    const first = !err && Array.isArray(reply) ? (reply[0] as unknown[] | undefined) : undefined;
+    return first ? String(first[3]) : '';
+  });
   const multi = redis.multi();
-  for (const l of letters) {
+  for (const [i, l] of letters.entries()) {
     multi.xadd(
       keys.deadLetters(partition),
       'MAXLEN',
@@ -47,6 +56,8 @@ export async function deadLetter(
       l.payload,
       'at',
       new Date().toISOString(),
+      'n',
+      deliveries[i] ?? '',
     );
   }
   multi.xack(keys.stream(partition), group, ...letters.map((l) => l.entryId));
@@ -90,9 +101,107 @@ export async function replayDeadLetters(
   return replayed;
 }
 
-/** replayDeadLetters for resolvers: a Redis failure answers SERVICE_UNAVAILABLE, not a masked error. */
+/** One dead letter as deadLetters() lists it; `id` is `<partition>:<entry id>` of the dead-letter stream. */
+export interface DeadLetterRecord {
+  readonly id: string;
+  readonly partition: number;
+  readonly entryId: string;
+  readonly reason: string;
+  /** Deliveries to the persist group before it gave up; null for letters written before it was recorded. */
+  readonly deliveries: number | null;
+  readonly failedAt: Date | null;
+  /** The stream payload as it was dead-lettered (src/ingest/stream-event.ts encodes it). */
+  readonly payload: string;
+}
+
+const PAGE_SCAN = 500;
+
+function recordOf(partition: number, [entryId, flat]: StreamEntry): DeadLetterRecord {
+  const f = fieldsOf(flat);
+  const at = f.at ? new Date(f.at) : null;
+  return {
+    id: `${partition}:${entryId}`,
+    partition,
+    entryId,
+    reason: f.reason ?? '',
+    deliveries: f.n && /^\d+$/.test(f.n) ? Number(f.n) : null,
+    failedAt: at && !Number.isNaN(at.getTime()) ? at : null,
+    payload: f.e ?? '',
+  };
+}
+
+/** Newest first: by entry id, then partition (ids of two partitions can be equal). */
+function newerFirst(a: DeadLetterRecord, b: DeadLetterRecord): number {
+  return compareStreamIds(b.entryId, a.entryId) || b.partition - a.partition;
+}
+
+/**
+ * Up to `limit` of a tenant's dead letters older than `before` (a record's partition and entry id),
+ * newest first, across partitions. Each partition is walked backwards (XREVRANGE) only until it
+ * has given `limit` of the tenant's letters; reading removes nothing, so replayDeadLetters still
+ * finds every listed letter.
+ */
+export async function listDeadLetters(
+  redis: Redis,
+  keys: StreamKeys,
+  tenantId: string,
+  limit: number,
+  before: { partition: number; entryId: string } | null,
+): Promise<DeadLetterRecord[]> {
+  const found: DeadLetterRecord[] = [];
+  for (let partition = 0; partition < keys.partitions; partition++) {
+    // Same id as the cursor: only partitions ordered after it (lower numbers) still hold it.
+    let end = before ? (partition < before.partition ? before.entryId : `(${before.entryId}`) : '+';
+    let mine = 0;
+    while (mine < limit) {
+      const page = (await redis.xrevrange(keys.deadLetters(partition), end, '-', 'COUNT', PAGE_SCAN)) as StreamEntry[];
+      for (const entry of page) {
+        if (fieldsOf(entry[1]).t !== tenantId) continue;
+        found.push(recordOf(partition, entry));
+        if (++mine >= limit) break;
+      }
+      if (page.length < PAGE_SCAN) break;
+      end = `(${page.at(-1)![0]}`;
+    }
+  }
+  return found.sort(newerFirst).slice(0, limit);
+}
+
+/** How many dead letters the tenant has: a walk over every partition's dead-letter stream. */
+export async function countDeadLetters(redis: Redis, keys: StreamKeys, tenantId: string): Promise<number> {
+  let count = 0;
+  for (let partition = 0; partition < keys.partitions; partition++) {
+    let start = '-';
+    for (;;) {
+      const page = (await redis.xrange(keys.deadLetters(partition), start, '+', 'COUNT', 2_000)) as StreamEntry[];
+      for (const [, flat] of page) if (fieldsOf(flat).t === tenantId) count++;
+      if (page.length < 2_000) break;
+      start = `(${page.at(-1)![0]}`;
+    }
+  }
+  return count;
+}
+
+/** replayDeadLetters and deadLetters for resolvers: a Redis failure answers SERVICE_UNAVAILABLE, not a masked error. */
 export function createDeadLetterService(redis: Redis, keys: StreamKeys, logger: Logger) {
   return {
+    /** A page of the tenant's dead letters, newest first, and how many it has in all. */
+    async list(
+      tenantId: string,
+      limit: number,
+      before: { partition: number; entryId: string } | null,
+    ): Promise<{ records: DeadLetterRecord[]; hasMore: boolean; totalCount: number }> {
+      try {
+        const [records, totalCount] = await Promise.all([
+          listDeadLetters(redis, keys, tenantId, limit + 1, before),
+          countDeadLetters(redis, keys, tenantId),
+        ]);
+        return { records: records.slice(0, limit), hasMore: records.length > limit, totalCount };
+      } catch (err) {
+        logger.error({ err }, 'reading dead letters failed');
+        throw new ServiceUnavailableError('Dead letters cannot be read right now; retry shortly');
+      }
+    },
     async replay(tenantId: string, limit: number): Promise<number> {
       try {
         return await replayDeadLetters(redis, keys, tenantId, limit);
