@@ -108,7 +108,10 @@ export async function createApp(config: Config, logger: Logger): Promise<App> {
     maxPerOperation: config.cost.maxPerOperation,
   });
   // Data lifecycle: rebuilds and erasures recompute rollups under the refresher's lock.
-  const rollupRebuild = createRollupRebuilder({ pool, onTenantRefreshed: (tenantId) => queryCache.invalidate(tenantId) });
+  const rollupRebuild = createRollupRebuilder({
+    pool,
+    onTenantRefreshed: (tenantId) => queryCache.invalidate(tenantId),
+  });
   const userErasure = createUserErasureService({
     pool,
     redis,

@@ -188,7 +188,9 @@ async function runDataLifecycle(
     const progress = progressPrinter(process.stderr);
     const result = await rollups.rebuild(tenant.id, from, to, progress);
     record('rebuildRollups', { from: from.toISOString(), to: to.toISOString(), hours: result.hours });
-    console.log(`rebuilt ${result.hours} hours of rollups for tenant ${tenant.slug}, completed at ${result.completedAt.toISOString()}`);
+    console.log(
+      `rebuilt ${result.hours} hours of rollups for tenant ${tenant.slug}, completed at ${result.completedAt.toISOString()}`,
+    );
     return 0;
   } finally {
     await audit.stop();

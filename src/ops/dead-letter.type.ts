@@ -11,7 +11,9 @@ export class DeadLetterType {
   @Field(() => ID, { description: '<partition>:<entry id> of the dead-letter stream.' })
   id!: string;
 
-  @Field(() => String, { description: 'Why it was set aside: unparseable, rejected by Postgres, or delivered too often.' })
+  @Field(() => String, {
+    description: 'Why it was set aside: unparseable, rejected by Postgres, or delivered too often.',
+  })
   reason!: string;
 
   @Field(() => Int, {
@@ -24,7 +26,8 @@ export class DeadLetterType {
   failedAt!: Date | null;
 
   @Field(() => JSONScalar, {
-    description: 'The event as it was recorded (id, type, userId, sessionId, messageId, timestamp, receivedAt, value, properties), or { raw } when it cannot be read.',
+    description:
+      'The event as it was recorded (id, type, userId, sessionId, messageId, timestamp, receivedAt, value, properties), or { raw } when it cannot be read.',
   })
   event!: unknown;
 }

@@ -4,7 +4,8 @@ import { DateTimeScalar, SafeIntScalar } from '../graphql/scalars.js';
 // simpleResolvers: plain properties, read directly by graphql-js (why: analytics/stats.type.ts).
 @ObjectType('UserErasure', {
   simpleResolvers: true,
-  description: "The outcome of eraseUser: the user's events are gone from the tables, rollups, streams and dead letters.",
+  description:
+    "The outcome of eraseUser: the user's events are gone from the tables, rollups, streams and dead letters.",
 })
 export class UserErasureType {
   @Field(() => String)
