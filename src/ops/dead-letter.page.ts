@@ -4,6 +4,16 @@ import { decodeStreamEvent } from '../ingest/stream-event.js';
 import type { DeadLetterRecord, DeadLetterService } from '../streams/dead-letters.js';
 import type { DeadLetterConnection, DeadLetterType } from './dead-letter.type.js';
 
+/** Properties Postgres refused may not be JSON at all: then they are shown as the text they are. */
+function propertiesOf(text: string | null): unknown {
+  if (text === null) return null;
+  try {
+    return JSON.parse(text) as unknown;
+  } catch {
+    return text;
+  }
+}
+
 /** The payload as a client reads an event; what cannot be decoded is shown raw. */
 function eventOf(payload: string): unknown {
   try {
@@ -17,7 +27,7 @@ function eventOf(payload: string): unknown {
       timestamp: new Date(e.occurredAt).toISOString(),
       receivedAt: new Date(e.receivedAt).toISOString(),
       value: e.value,
-      properties: e.properties === null ? null : (JSON.parse(e.properties) as unknown),
+      properties: propertiesOf(e.properties),
     };
   } catch {
     return { raw: payload };
