@@ -63,7 +63,9 @@ BEGIN
 END
 $$;
 ALTER FUNCTION purge_audit_log(integer, integer) OWNER TO audit_retention;
+-- Only the role that runs the migrations (the gateway's) may call it; grant others explicitly.
 REVOKE ALL ON FUNCTION purge_audit_log(integer, integer) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION purge_audit_log(integer, integer) TO CURRENT_USER;
 -- Serves the purge's `WHERE occurred_at < cutoff ORDER BY occurred_at LIMIT n` (Index Scan).
 CREATE INDEX audit_log_time_idx ON audit_log (occurred_at);
 
