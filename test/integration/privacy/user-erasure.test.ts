@@ -9,6 +9,7 @@ import type { StreamEntry } from '../../../src/streams/stream-entries.js';
 import {
   DeadLettersDocument,
   EraseUserDocument,
+  EventDocument,
   EventsDocument,
   EventTypesDocument,
   RecordEventsDocument,
@@ -110,6 +111,13 @@ describe('eraseUser', () => {
     await record(generate(1200, 1));
     await settled();
     const victimEvents = await count('SELECT count(*)::int AS n FROM events WHERE user_id = $1', [VICTIM]);
+    const { rows: someEvent } = await pool.query<{ id: string }>('SELECT id FROM events WHERE user_id = $1 LIMIT 1', [
+      VICTIM,
+    ]);
+    assert.equal(
+      (await gql(gateway.url, EventDocument, { key: ADMIN, variables: { id: someEvent[0]!.id } })).data!.event?.userId,
+      VICTIM,
+    );
     assert.equal(victimEvents, 300);
 
     // Answers cached before the erasure must not survive it.
@@ -172,6 +180,8 @@ describe('eraseUser', () => {
     // Queries.
     const user = await gql(gateway.url, UserDocument, { key: ADMIN, variables: { id: VICTIM } });
     assert.equal(user.data!.user, null);
+    const byId = await gql(gateway.url, EventDocument, { key: ADMIN, variables: { id: someEvent[0]!.id } });
+    assert.equal(byId.data!.event, null);
     const events = await gql(gateway.url, EventsDocument, {
       key: ADMIN,
       variables: { filter: { userId: VICTIM }, first: 10 },
