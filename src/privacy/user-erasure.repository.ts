@@ -15,6 +15,40 @@ export class UserErasureRepository {
   constructor(private readonly pool: pg.Pool) {}
 
   /**
+   * One erasure per (tenant, user) at a time, across replicas: a session advisory lock on a
+   * connection of its own, held until `release` (or until the connection dies). Null when another
+   * erasure of the same user holds it: two interleaved erasures would each set the tombstone's
+   * final time while the other still deletes.
+   */
+  async lockUser(tenantId: string, userId: string): Promise<{ release(): Promise<void> } | null> {
+    const client = await this.pool.connect();
+    try {
+      const { rows } = await client.query<{ locked: boolean }>(
+        "SELECT pg_try_advisory_lock(hashtextextended('erase-user:' || $1 || ':' || $2, 0)) AS locked",
+        [tenantId, userId],
+      );
+      if (!rows[0]?.locked) {
+        client.release();
+        return null;
+      }
+    } catch (err) {
+      client.release(err as Error);
+      throw err;
+    }
+    return {
+      release: async () => {
+        // Discarding the connection also drops the lock, even if the unlock fails.
+        await client
+          .query("SELECT pg_advisory_unlock(hashtextextended('erase-user:' || $1 || ':' || $2, 0))", [tenantId, userId])
+          .then(
+            () => client.release(),
+            (err: Error) => client.release(err),
+          );
+      },
+    };
+  }
+
+  /**
    * Sets the tombstone to 'infinity' (refuse every event of the user) and returns once every
    * event write that could have missed it has committed. The event writer reads erased_users in
    * its insert statement (src/ingest/event.repository.ts) and so holds ACCESS SHARE on it until

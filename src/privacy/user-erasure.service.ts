@@ -83,43 +83,56 @@ export function createUserErasureService(
       if (userId.length === 0 || userId.length > MAX_USER_ID) {
         throw new BadUserInputError(`userId must be 1..${MAX_USER_ID} characters`, { argument: 'userId' });
       }
-      const started = performance.now();
-      await repository.beginTombstone(tenantId, userId, lockTimeoutMs).catch((err: unknown) => {
-        log.error({ err }, 'could not set the erasure tombstone');
+      const lock = await repository.lockUser(tenantId, userId).catch((err: unknown) => {
+        log.error({ err }, 'could not take the erasure lock');
         throw new ServiceUnavailableError('The erasure cannot start right now; retry shortly');
       });
-      const { deleted, first, last } = await deleteEvents(tenantId, userId);
-      await deps.rollups.withRefreshLock((client) => new RollupRepository(client).forgetUser(tenantId, userId));
-      if (first && last) {
-        const from = new Date(Math.floor(first.getTime() / HOUR_MS) * HOUR_MS);
-        const to = new Date(Math.floor(last.getTime() / HOUR_MS) * HOUR_MS + HOUR_MS);
-        await deps.rollups.recomputeDirty(tenantId, from, to);
-      }
-      // Millisecond precision, like received_at: "before T" means the same thing on both sides.
-      const completedAt = new Date(Date.now());
-      await repository.completeTombstone(tenantId, userId, completedAt);
-      let streams = { streamEntries: 0, deadLetters: 0 };
+      if (!lock) throw new ServiceUnavailableError('An erasure of this user is already running; retry when it is done');
       try {
-        streams = await eraseUserStreamEntries(deps.redis, deps.keys, tenantId, userId, completedAt.getTime());
-      } catch (err) {
-        // Nothing of theirs can be stored any more (the tombstone), but the entries are still readable.
-        log.error({ err }, 'could not delete the user from the streams');
-        throw new ServiceUnavailableError('The user was erased from the database but not yet from the streams; retry');
+        return await eraseLocked(tenantId, userId);
+      } finally {
+        await lock.release();
       }
-      await deps.invalidate(tenantId).catch((err: unknown) => log.warn({ err }, 'could not retire cached answers'));
-      log.info(
-        { tenantId, eventsDeleted: deleted, ...streams, durationMs: Math.round(performance.now() - started) },
-        'user erased',
-      );
-      return {
-        userId,
-        eventsDeleted: deleted,
-        completedAt,
-        streamEntriesDeleted: streams.streamEntries,
-        deadLettersDeleted: streams.deadLetters,
-      };
     },
   };
+
+  async function eraseLocked(tenantId: string, userId: string): Promise<UserErasure> {
+    const started = performance.now();
+    await repository.beginTombstone(tenantId, userId, lockTimeoutMs).catch((err: unknown) => {
+      log.error({ err }, 'could not set the erasure tombstone');
+      throw new ServiceUnavailableError('The erasure cannot start right now; retry shortly');
+    });
+    const { deleted, first, last } = await deleteEvents(tenantId, userId);
+    await deps.rollups.withRefreshLock((client) => new RollupRepository(client).forgetUser(tenantId, userId));
+    if (first && last) {
+      const from = new Date(Math.floor(first.getTime() / HOUR_MS) * HOUR_MS);
+      const to = new Date(Math.floor(last.getTime() / HOUR_MS) * HOUR_MS + HOUR_MS);
+      await deps.rollups.recomputeDirty(tenantId, from, to);
+    }
+    // Millisecond precision, like received_at: "before T" means the same thing on both sides.
+    const completedAt = new Date(Date.now());
+    await repository.completeTombstone(tenantId, userId, completedAt);
+    let streams = { streamEntries: 0, deadLetters: 0 };
+    try {
+      streams = await eraseUserStreamEntries(deps.redis, deps.keys, tenantId, userId, completedAt.getTime());
+    } catch (err) {
+      // Their events received before completedAt can no longer be stored, but these entries are still readable.
+      log.error({ err }, 'could not delete the user from the streams');
+      throw new ServiceUnavailableError('The user was erased from the database but not yet from the streams; retry');
+    }
+    await deps.invalidate(tenantId).catch((err: unknown) => log.warn({ err }, 'could not retire cached answers'));
+    log.info(
+      { tenantId, eventsDeleted: deleted, ...streams, durationMs: Math.round(performance.now() - started) },
+      'user erased',
+    );
+    return {
+      userId,
+      eventsDeleted: deleted,
+      completedAt,
+      streamEntriesDeleted: streams.streamEntries,
+      deadLettersDeleted: streams.deadLetters,
+    };
+  }
 }
 
 export type UserErasureService = ReturnType<typeof createUserErasureService>;

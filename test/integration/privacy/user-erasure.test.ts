@@ -67,7 +67,7 @@ describe('eraseUser', () => {
         ROLLUP_REFRESH_INTERVAL_MS: '100',
         // A persister that holds what it reads for a while: events recorded just before an
         // erasure are still in flight (in the stream or in a batch) when it runs.
-        PERSIST_BATCH_WAIT_MS: '1500',
+        PERSIST_BATCH_WAIT_MS: '3000',
         PERSIST_BATCH_SIZE: '10000',
       }),
     );
@@ -246,13 +246,16 @@ describe('eraseUser', () => {
       }
     })();
     // Both paths at once: some of the user's events already stored (the erasure deletes them),
-    // others still in flight (the tombstone refuses them).
+    // others recorded since the persister's last insert and held in its next batch (the tombstone
+    // refuses them).
     await waitFor(
       async () =>
         batches.length >= 20 && (await count('SELECT count(*)::int AS n FROM events WHERE user_id = $1', [USER])) > 0,
       20_000,
       10,
     );
+    const storedAt = batches.length;
+    await waitFor(async () => batches.length >= storedAt + 2, 20_000, 5);
     const erasureSent = Date.now();
     const inFlight = await count('SELECT count(*)::int AS n FROM events WHERE user_id = $1', [USER]);
     const erased = await gql(gateway.url, EraseUserDocument, { key: ADMIN, variables: { userId: USER } });
@@ -326,5 +329,23 @@ describe('eraseUser', () => {
     assert.equal(errorCode(empty), 'BAD_USER_INPUT');
     const anonymous = await gql(gateway.url, EraseUserDocument, { variables: { userId: 'x' } });
     assert.equal(errorCode(anonymous), 'UNAUTHENTICATED');
+    // One erasure of a user at a time: while another holds the user's lock, a second one is refused.
+    const holder = await pool.connect();
+    try {
+      await holder.query("SELECT pg_advisory_lock(hashtextextended('erase-user:' || $1 || ':' || $2, 0))", [
+        tenantId,
+        'busy',
+      ]);
+      const refused = await gql(gateway.url, EraseUserDocument, { key: ADMIN, variables: { userId: 'busy' } });
+      assert.equal(errorCode(refused), 'SERVICE_UNAVAILABLE');
+      await holder.query("SELECT pg_advisory_unlock(hashtextextended('erase-user:' || $1 || ':' || $2, 0))", [
+        tenantId,
+        'busy',
+      ]);
+    } finally {
+      holder.release();
+    }
+    const done = await gql(gateway.url, EraseUserDocument, { key: ADMIN, variables: { userId: 'busy' } });
+    assert.equal(done.data?.eraseUser.eventsDeleted, 0, JSON.stringify(done.errors));
   });
 });
