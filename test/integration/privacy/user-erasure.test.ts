@@ -287,6 +287,50 @@ describe('eraseUser', () => {
     );
   });
 
+  it('waits for an event write already running when it starts, and deletes what that write stored', async () => {
+    const USER = 'stalled';
+    const hour = Math.floor((Date.now() - 2 * HOUR) / HOUR) * HOUR;
+    // Holding the (tenant, hour) dirty marker stalls the persister's insert statement of events of
+    // that hour after it has read erased_users (before any tombstone exists) and before COMMIT.
+    const holder = await pool.connect();
+    let erasure: Promise<unknown> | undefined;
+    try {
+      await holder.query('BEGIN');
+      await holder.query(
+        `INSERT INTO rollup_dirty (tenant_id, hour) VALUES ($1, $2)
+         ON CONFLICT (tenant_id, hour) DO UPDATE SET version = rollup_dirty.version + 1`,
+        [tenantId, new Date(hour)],
+      );
+      const events = Array.from({ length: 50 }, (_, i) => ({
+        type: 'stall',
+        userId: USER,
+        timestamp: new Date(hour + i * 1000).toISOString(),
+      }));
+      await record(events);
+      await waitFor(
+        async () =>
+          (await count(
+            `SELECT count(*)::int AS n FROM pg_stat_activity
+             WHERE datname = current_database() AND wait_event_type = 'Lock' AND query LIKE '%INSERT INTO events%'`,
+          )) > 0,
+        15_000,
+      );
+      erasure = gql(gateway.url, EraseUserDocument, { key: ADMIN, variables: { userId: USER } });
+      // The erasure waits for the stalled write rather than deleting before it commits.
+      await new Promise((r) => setTimeout(r, 300));
+      await holder.query('COMMIT');
+    } finally {
+      holder.release();
+    }
+    const erased = (await erasure) as Awaited<
+      ReturnType<typeof gql<import('../../generated/graphql.js').EraseUserMutation, unknown>>
+    >;
+    assert.equal(erased.errors, undefined, JSON.stringify(erased.errors));
+    assert.equal(erased.data!.eraseUser.eventsDeleted, 50);
+    await settled();
+    assert.equal(await count('SELECT count(*)::int AS n FROM events WHERE user_id = $1', [USER]), 0);
+  });
+
   it("deletes the user's stream entries and dead letters received before the erasure, and nothing else", async () => {
     // A partition layout of its own that no consumer reads: what is left is exactly what the sweep left.
     const side = createStreamKeys(`${isolation.redisKeyPrefix}side:`, 2);
