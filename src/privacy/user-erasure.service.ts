@@ -37,8 +37,9 @@ export interface UserErasure {
  * 2. the user's events go from every partition, `batchSize` at a time, each batch committing on
  *    its own and marking its hours dirty; then once more over a fresh partition list, for rows a
  *    new day partition moved out of the default one meanwhile;
- * 3. under the refresher's lock, the user leaves the distinct sets and per-user rollups, and every
- *    dirty hour of the range the user's events covered is recomputed (minute, hour, day, type);
+ * 3. every dirty hour of the range the user's events covered is recomputed (minute, hour, day,
+ *    per-user day), then, under the refresher's lock and in one transaction, the user leaves the
+ *    distinct sets and per-user rollups and the tenant's types are recounted;
  * 4. the tombstone becomes final at the completion time T: an event of the user received before
  *    T is never stored, one received at or after T is (README, "Data lifecycle");
  * 5. stream entries and dead letters of the user received before T are deleted, and the tenant's
@@ -103,12 +104,25 @@ export function createUserErasureService(
       throw new ServiceUnavailableError('The erasure cannot start right now; retry shortly');
     });
     const { deleted, first, last } = await deleteEvents(tenantId, userId);
-    await deps.rollups.withRefreshLock((client) => new RollupRepository(client).forgetUser(tenantId, userId));
     if (first && last) {
       const from = new Date(Math.floor(first.getTime() / HOUR_MS) * HOUR_MS);
       const to = new Date(Math.floor(last.getTime() / HOUR_MS) * HOUR_MS + HOUR_MS);
       await deps.rollups.recomputeDirty(tenantId, from, to);
     }
+    // After the buckets: a refresh round may have folded the dirty hours in first, and counted the
+    // user's pairs that were still in the sets then; the types are recounted without them here.
+    await deps.rollups.withRefreshLock(async (client) => {
+      const rollups = new RollupRepository(client);
+      await client.query('BEGIN');
+      try {
+        await rollups.forgetUser(tenantId, userId);
+        await rollups.recomputeTypes(tenantId);
+        await client.query('COMMIT');
+      } catch (err) {
+        await client.query('ROLLBACK').catch(() => undefined);
+        throw err;
+      }
+    });
     // Millisecond precision, like received_at: "before T" means the same thing on both sides.
     const completedAt = new Date(Date.now());
     await repository.completeTombstone(tenantId, userId, completedAt);
