@@ -4,8 +4,12 @@ import type { Logger } from '../observability/logger.js';
 import type { Metrics } from '../observability/metrics.js';
 import { type DirtyHour, RollupRepository, ROLLUP_SOURCES } from './rollup.repository.js';
 
-/** Any fixed number: the session-level advisory lock that makes one replica the refresher. */
-const REFRESH_LOCK = 0x726f6c6c; // "roll"
+/**
+ * Any fixed number: the session-level advisory lock that makes one replica the refresher. Also
+ * taken by rollup rebuilds and user erasures (src/analytics/rollup-rebuild.service.ts), so no two
+ * recomputes of one tenant's rollups ever interleave.
+ */
+export const REFRESH_LOCK = 0x726f6c6c; // "roll"
 const HOUR_MS = 3_600_000;
 const DAY_MS = 86_400_000;
 
@@ -32,6 +36,44 @@ export interface RefreshRound {
   /** Dirty hours left for a later round (a tenant over maxHoursPerTenant, or a failed tenant). */
   readonly pending: boolean;
   readonly durationMs: number;
+}
+
+/**
+ * Step 2 of a round for one tenant (see createRollupRefresher), in one transaction on `client`.
+ * Also called by rollup rebuilds under the same lock.
+ */
+export async function refreshTenantHours(
+  client: pg.PoolClient,
+  tenantId: string,
+  dirty: readonly DirtyHour[],
+): Promise<void> {
+  const repository = new RollupRepository(client);
+  const byDay = new Map<number, Date[]>();
+  for (const { hour } of dirty) {
+    const day = Math.floor(hour.getTime() / DAY_MS) * DAY_MS;
+    byDay.set(day, [...(byDay.get(day) ?? []), hour]);
+  }
+  await client.query('BEGIN');
+  try {
+    const touched = new Set<string>();
+    for (const [dayMs, hours] of byDay) {
+      const day = new Date(dayMs);
+      const from = hours[0]!;
+      const to = new Date(hours[hours.length - 1]!.getTime() + HOUR_MS);
+      await repository.recomputeBuckets('minute', tenantId, from, to, hours);
+      await repository.recomputeBuckets('hour', tenantId, from, to, hours);
+      await repository.recomputeBuckets('day', tenantId, day, new Date(dayMs + DAY_MS), null);
+      await repository.recomputeUserDay(tenantId, day);
+      for (const user of await repository.addPairs(tenantId, from, to, hours)) touched.add(user);
+    }
+    await repository.recomputeUsers(tenantId, [...touched]);
+    await repository.recomputeTypes(tenantId);
+    await repository.clearDirty(tenantId, dirty);
+    await client.query('COMMIT');
+  } catch (err) {
+    await client.query('ROLLBACK').catch(() => undefined);
+    throw err;
+  }
 }
 
 /**
@@ -67,36 +109,6 @@ export function createRollupRefresher(
   let lastRound: RefreshRound | undefined;
   let refreshedAt: Date | undefined;
   let retainedAt = 0;
-
-  async function refreshTenant(client: pg.PoolClient, tenantId: string, dirty: readonly DirtyHour[]): Promise<void> {
-    const repository = new RollupRepository(client);
-    const byDay = new Map<number, Date[]>();
-    for (const { hour } of dirty) {
-      const day = Math.floor(hour.getTime() / DAY_MS) * DAY_MS;
-      byDay.set(day, [...(byDay.get(day) ?? []), hour]);
-    }
-    await client.query('BEGIN');
-    try {
-      const touched = new Set<string>();
-      for (const [dayMs, hours] of byDay) {
-        const day = new Date(dayMs);
-        const from = hours[0]!;
-        const to = new Date(hours[hours.length - 1]!.getTime() + HOUR_MS);
-        await repository.recomputeBuckets('minute', tenantId, from, to, hours);
-        await repository.recomputeBuckets('hour', tenantId, from, to, hours);
-        await repository.recomputeBuckets('day', tenantId, day, new Date(dayMs + DAY_MS), null);
-        await repository.recomputeUserDay(tenantId, day);
-        for (const user of await repository.addPairs(tenantId, from, to, hours)) touched.add(user);
-      }
-      await repository.recomputeUsers(tenantId, [...touched]);
-      await repository.recomputeTypes(tenantId);
-      await repository.clearDirty(tenantId, dirty);
-      await client.query('COMMIT');
-    } catch (err) {
-      await client.query('ROLLBACK').catch(() => undefined);
-      throw err;
-    }
-  }
 
   /**
    * Drops the day partitions older than the retention and forgets their rollup rows. Runs under
@@ -134,7 +146,7 @@ export function createRollupRefresher(
     for (const [tenantId, dirty] of byTenant) {
       if (stopped) return { leader: true, tenants: 0, hours: 0, pending: true, durationMs: 0 };
       try {
-        await refreshTenant(client, tenantId, dirty);
+        await refreshTenantHours(client, tenantId, dirty);
       } catch (err) {
         failed = true;
         metrics?.rollupRefreshFailures.inc();

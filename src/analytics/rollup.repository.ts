@@ -62,6 +62,27 @@ export class RollupRepository {
     };
   }
 
+  /** Up to `limit` of one tenant's dirty hours inside [from, to), oldest first (rebuilds and erasures). */
+  async dirtyHoursOf(tenantId: string, from: Date, to: Date, limit: number): Promise<DirtyHour[]> {
+    const { rows } = await this.db.query<{ hour: Date; version: string }>(
+      `SELECT hour, version::text FROM rollup_dirty
+       WHERE tenant_id = $1 AND hour >= $2 AND hour < $3 ORDER BY hour LIMIT $4`,
+      [tenantId, from, to, limit],
+    );
+    return rows.map((r) => ({ tenantId, hour: r.hour, version: r.version }));
+  }
+
+  /**
+   * Drops one user from the distinct sets and the per-user rollups (erasure, once the user's events
+   * are gone): the sets only ever grow in a refresh, so nothing else would take the user out.
+   * The buckets and types that counted the user are recomputed from their dirty hours.
+   */
+  async forgetUser(tenantId: string, userId: string): Promise<void> {
+    for (const table of ['rollup_type_user', 'rollup_user_session', 'rollup_user_day', 'rollup_user']) {
+      await this.db.query(`DELETE FROM ${table} WHERE tenant_id = $1 AND user_id = $2`, [tenantId, userId]);
+    }
+  }
+
   /**
    * Forgets the markers a round has folded in, unless written again since they were read (the
    * version moved): those hours stay dirty for the next round. Locks in the writers' order.

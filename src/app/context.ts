@@ -10,6 +10,8 @@ import type { Viewer } from '../auth/viewer.js';
 import { ErrorCode } from '../graphql/error-codes.js';
 import type { IngestContext } from '../ingest/ingest.context.js';
 import type { Logger } from '../observability/logger.js';
+import type { OpsContext } from '../ops/ops.context.js';
+import type { PrivacyContext } from '../privacy/privacy.context.js';
 import type { RealtimeContext } from '../realtime/realtime.context.js';
 
 /**
@@ -22,7 +24,9 @@ export type GatewayContext = RequestContext &
   AuthContext &
   IngestContext &
   RealtimeContext &
-  AuditContext;
+  AuditContext &
+  OpsContext &
+  PrivacyContext;
 
 /** The shared services resolvers reach; built once in gateway.ts, everything else per operation. */
 export type Services = GatewayContext['services'];

@@ -3,7 +3,9 @@ import type { AddressInfo } from 'node:net';
 import Fastify from 'fastify';
 import { AnalyticsService } from '../analytics/analytics.service.js';
 import { createQueryCache } from '../analytics/query-cache.js';
+import { createRollupRebuilder } from '../analytics/rollup-rebuild.service.js';
 import { AuditLogService } from '../audit/audit-log.service.js';
+import { createAuditRetentionWorker } from '../audit/audit-retention.worker.js';
 import { createAuditLogWriter } from '../audit/audit-log.writer.js';
 import { ApiKeyService } from '../auth/api-key.service.js';
 import { createKeyVerifier } from '../auth/key-verifier.js';
@@ -16,6 +18,7 @@ import { requestIdOf } from '../http/request-id.js';
 import { createEventPartitionsWorker } from '../ingest/event-partitions.worker.js';
 import { IngestService } from '../ingest/ingest.service.js';
 import type { Logger } from '../observability/logger.js';
+import { createUserErasureService } from '../privacy/user-erasure.service.js';
 import { createMetrics } from '../observability/metrics.js';
 import { createReadiness } from '../observability/readiness.js';
 import { createCostBudget } from '../plugins/cost/cost-budget.js';
@@ -94,6 +97,19 @@ export async function createApp(config: Config, logger: Logger): Promise<App> {
     leasePoints: config.cost.leasePoints,
     leaseMs: config.cost.leaseMs,
   });
+  // Rebuilds and erasures recompute rollups under the refresher's lock (README, "Data lifecycle").
+  const rollupRebuild = createRollupRebuilder({
+    pool,
+    onTenantRefreshed: (tenantId) => queryCache.invalidate(tenantId),
+  });
+  const userErasure = createUserErasureService({
+    pool,
+    redis,
+    keys,
+    rollups: rollupRebuild,
+    invalidate: (tenantId) => queryCache.invalidate(tenantId),
+    logger,
+  });
   const services: Services = {
     apiKeys: new ApiKeyService(pool, redis, config.redis.keyPrefix, logger),
     ingest,
@@ -101,6 +117,8 @@ export async function createApp(config: Config, logger: Logger): Promise<App> {
     analytics: new AnalyticsService({ pool, eventReadPool, readPool }, queryCache),
     realtime,
     auditLog: new AuditLogService(pool),
+    userErasure,
+    rollupRebuild,
     ...(config.cost.mode === 'off' ? {} : { costBudget }),
   };
   // Rows are queued by the request path and written in batches; stopping writes the rest.
@@ -145,6 +163,8 @@ export async function createApp(config: Config, logger: Logger): Promise<App> {
           maintenance,
         })
       : []),
+    // Deletes audit rows past AUDIT_RETENTION_DAYS (a no-op at 0), on worker roles.
+    ...(runsWorkers ? [retentionOfAudit(createAuditRetentionWorker({ pool, logger, metrics }, config.audit))] : []),
     // Stopped after the API has drained (see stop below), so in-flight requests' rows are written.
     { name: 'audit', start: () => audit.start(), stop: () => audit.stop(), readiness: audit.readiness },
   ];
@@ -215,6 +235,10 @@ export async function createApp(config: Config, logger: Logger): Promise<App> {
         ]);
       })()),
   };
+}
+
+function retentionOfAudit(worker: ReturnType<typeof createAuditRetentionWorker>): Worker {
+  return { name: 'audit-retention', start: () => worker.start(), stop: () => worker.stop() };
 }
 
 /**

@@ -11,6 +11,9 @@ import { authChecker } from '../auth/auth-checker.js';
 import { ViewerResolver } from '../auth/viewer.resolver.js';
 import { IngestResolver } from '../ingest/ingest.resolver.js';
 import { RealtimeResolver } from '../realtime/realtime.resolver.js';
+import { DeadLetterResolver } from '../ops/dead-letter.resolver.js';
+import { RollupRebuildResolver } from '../ops/rollup-rebuild.resolver.js';
+import { UserErasureResolver } from '../privacy/user-erasure.resolver.js';
 import { DateTimeScalar, JSONScalar, SafeIntScalar } from '../graphql/scalars.js';
 
 /** Every resolver class of the public API; adding a capability means adding it here. */
@@ -24,6 +27,9 @@ const RESOLVERS = [
   StatsResolver,
   RealtimeResolver,
   AuditLogResolver,
+  UserErasureResolver,
+  DeadLetterResolver,
+  RollupRebuildResolver,
 ] as const;
 
 /**

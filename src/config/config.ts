@@ -74,6 +74,9 @@ const environmentSchema = z.object({
   ROLLUP_MAX_STALENESS_MS: int(60_000, 1_000, 86_400_000),
   // Days of events kept; older day partitions and their rollup rows are dropped. 0 keeps all.
   EVENT_RETENTION_DAYS: int(0, 0, 36_500),
+  // Days of audit rows kept; older rows are deleted by purge_audit_log (the only delete the
+  // audit log allows). 0 keeps everything.
+  AUDIT_RETENTION_DAYS: int(0, 0, 36_500),
   // Live windows: events count in a window until it has been closed this long; later ones are
   // persisted and counted in late_events_total instead.
   REALTIME_WINDOW_GRACE_MS: int(30_000, 0, 3_600_000),
@@ -219,6 +222,7 @@ export const configSchema = environmentSchema.transform((env) => ({
     batchSize: env.AUDIT_BATCH_SIZE,
     flushIntervalMs: env.AUDIT_FLUSH_INTERVAL_MS,
     maxQueue: env.AUDIT_MAX_QUEUE,
+    retentionDays: env.AUDIT_RETENTION_DAYS,
   },
   // One log line per GraphQL operation (logging.plugin.ts).
   operationLog: { enabled: env.LOG_OPERATIONS },

@@ -16,7 +16,13 @@ const staged = new WeakSet<pg.PoolClient>();
  * claimed (or that have none), skipping rows already stored, and marks their hours dirty.
  */
 function storeFrom(input: string, returning: 'ids' | 'count'): string {
-  return `WITH input AS (${input}),
+  // The erasure tombstone (src/privacy/user-erasure.repository.ts): an erased user's event received
+  // before the erasure completed is neither stored nor claims its messageId.
+  return `WITH input AS (
+         SELECT * FROM (${input}) AS t
+         WHERE NOT EXISTS (SELECT 1 FROM erased_users x
+                           WHERE x.tenant_id = t.tenant_id AND x.user_id = t.user_id AND t.received_at < x.erased_at)
+       ),
        claimed AS (
          INSERT INTO event_message_ids (tenant_id, message_id, event_id)
          SELECT tenant_id, message_id, id FROM input WHERE message_id IS NOT NULL

@@ -268,6 +268,12 @@ export function createMetrics() {
       registers: [registry],
     }),
 
+    auditRowsPurged: new Counter({
+      name: 'audit_rows_purged_total',
+      help: 'Audit rows deleted by the retention job because they were older than AUDIT_RETENTION_DAYS; moves once per purge batch.',
+      registers: [registry],
+    }),
+
     auditFlushDuration: new Histogram({
       name: 'audit_flush_duration_seconds',
       help: 'Time to write one batch of audit rows (masking and INSERT); observed once per successful batch.',

@@ -10,7 +10,7 @@ export interface AuditLogPluginOptions {
   readonly writer: { record(entry: AuditEntry): void };
   /**
    * Root query fields audited as admin reads (mutations are always audited). Default
-   * `['auditLog']`: reading the audit log is itself on the record.
+   * `['auditLog', 'deadLetters']`: reading the audit log or the dead letters (event content) is itself on the record.
    */
   readonly auditedQueryFields?: readonly string[];
   /**
@@ -57,7 +57,7 @@ const codeOf = (error: unknown): string | undefined => {
  * waits on Postgres.
  */
 export function auditLogPlugin(options: AuditLogPluginOptions): ApolloServerPlugin<RequestContext> {
-  const auditedQueryFields = new Set(options.auditedQueryFields ?? ['auditLog']);
+  const auditedQueryFields = new Set(options.auditedQueryFields ?? ['auditLog', 'deadLetters']);
   const limitCodes = new Set<string>(
     options.limitCodes ?? [ErrorCode.COST_LIMIT_EXCEEDED, ErrorCode.RATE_LIMITED, ErrorCode.PAYLOAD_TOO_LARGE],
   );
@@ -181,6 +181,18 @@ function describe(
     case 'replayDeadLetters':
       details.limit = args.limit ?? null;
       break;
+    // The user id and counts only: an erasure's row must not keep what it erased.
+    case 'eraseUser':
+      details.userId = args.userId;
+      break;
+    case 'rebuildRollups':
+      details.from = plain(args.from);
+      details.to = plain(args.to);
+      break;
+    case 'deadLetters':
+      details.first = args.first ?? null;
+      details.after = args.after ? 'cursor' : null;
+      break;
     case 'auditLog': {
       const filter = (args.filter ?? {}) as Record<string, unknown>;
       details.filter = Object.fromEntries(Object.entries(filter).map(([k, v]) => [k, plain(v)]));
@@ -221,6 +233,13 @@ function describe(
     case 'replayDeadLetters':
       details.replayed = result;
       break;
+    case 'eraseUser':
+      details.eventsDeleted = (result as { eventsDeleted: number }).eventsDeleted;
+      break;
+    case 'rebuildRollups':
+      details.hours = (result as { hours: number }).hours;
+      break;
+    case 'deadLetters':
     case 'auditLog':
       details.returned = (result as { edges: unknown[] }).edges.length;
       break;

@@ -26,8 +26,17 @@ export async function deadLetter(
   letters: readonly DeadLetter[],
   metrics: Metrics,
 ): Promise<void> {
+  // How many times each entry was delivered, for deadLetters(): read before the XACK below drops
+  // the entry from the group's pending list (one extra round trip, on the failure path only).
+  const pending = await redis
+    .pipeline(letters.map((l) => ['xpending', keys.stream(partition), group, l.entryId, l.entryId, '1']))
+    .exec();
+  const deliveries = (pending ?? []).map(([err, reply]) => {
+    const first = !err && Array.isArray(reply) ? (reply[0] as unknown[] | undefined) : undefined;
+    return first ? String(first[3]) : '';
+  });
   const multi = redis.multi();
-  for (const l of letters) {
+  for (const [i, l] of letters.entries()) {
     multi.xadd(
       keys.deadLetters(partition),
       'MAXLEN',
@@ -44,6 +53,8 @@ export async function deadLetter(
       l.payload,
       'at',
       new Date().toISOString(),
+      'n',
+      deliveries[i] ?? '',
     );
   }
   multi.xack(keys.stream(partition), group, ...letters.map((l) => l.entryId));

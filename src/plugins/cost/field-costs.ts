@@ -71,6 +71,10 @@ export const FIELD_COSTS: Readonly<Record<string, FieldCost>> = {
     kind: 'operation',
     cost: (a) => 10 + Math.ceil((typeof a.limit === 'number' ? Math.max(0, a.limit) : 100) / 100),
   },
+  // Data lifecycle: each walks a user's events or a range of hours; priced like key management.
+  'Mutation.eraseUser': { kind: 'operation', cost: 100 },
+  'Mutation.rebuildRollups': { kind: 'operation', cost: 100 },
+  'Query.deadLetters': { kind: 'connection', size: { arg: 'first', default: 20, max: 100 } },
 
   // Charged once, when the subscription starts: it then holds a channel for as long as it runs.
   'Subscription.metricUpdated': { kind: 'operation', cost: 10 },
