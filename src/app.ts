@@ -78,6 +78,9 @@ export async function createApp(config: Config, logger: Logger): Promise<App> {
   const pool = createPool(config, logger);
   // Connections open on first use, so a worker-only process never opens one.
   const eventReadPool = createPool(config, logger, { name: 'analytics-gateway-event-reads', genericPlans: true });
+  // Pool gauges (db_pool_connections) and systemStatus read these counts.
+  metrics.observePool('main', pool);
+  metrics.observePool('event_reads', eventReadPool);
   const redis = createRedis(config, logger, { name: 'commands' });
   const authSubscriber = createRedis(config, logger, { name: 'auth-subscriber', queueWhileDisconnected: true });
 
