@@ -143,7 +143,10 @@ describe('docker/compose.yml', () => {
     const prometheusConfig = parse(readFileSync('docker/prometheus/prometheus.yml', 'utf8')) as {
       rule_files: string[];
       alerting: { alertmanagers: Array<{ static_configs: Array<{ targets: string[] }> }> };
-      scrape_configs: Array<{ job_name: string; static_configs: Array<{ targets: string[]; labels?: { role?: string } }> }>;
+      scrape_configs: Array<{
+        job_name: string;
+        static_configs: Array<{ targets: string[]; labels?: { role?: string } }>;
+      }>;
     };
     const gatewayJob = prometheusConfig.scrape_configs.find((j) => j.job_name === 'gateway')!;
     const targets = gatewayJob.static_configs.flatMap((c) => c.targets.map((t) => [t, c.labels?.role]));
@@ -153,7 +156,8 @@ describe('docker/compose.yml', () => {
         .map(([name, role]) => [`${name}:4000`, role])
         .sort(),
     );
-    for (const file of prometheusConfig.rule_files) assert.ok(existsSync(`docker/prometheus/${file}`), `${file} exists`);
+    for (const file of prometheusConfig.rule_files)
+      assert.ok(existsSync(`docker/prometheus/${file}`), `${file} exists`);
     assert.deepEqual(prometheusConfig.alerting.alertmanagers[0]!.static_configs[0]!.targets, ['alertmanager:9093']);
     const datasources = parse(readFileSync('docker/grafana/provisioning/datasources/prometheus.yml', 'utf8')) as {
       datasources: Array<{ type: string; url: string; uid: string }>;

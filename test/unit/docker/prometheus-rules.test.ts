@@ -21,8 +21,10 @@ interface RuleTests {
   tests: Array<{ alert_rule_test?: Array<{ alertname: string; exp_alerts: unknown[] }> }>;
 }
 
-const rules = (parse(readFileSync('docker/prometheus/alerts.yml', 'utf8')) as { groups: Array<{ rules: Rule[] }> })
-  .groups.flatMap((g) => g.rules)
+const rules = (
+  parse(readFileSync('docker/prometheus/alerts.yml', 'utf8')) as { groups: Array<{ rules: Rule[] }> }
+).groups
+  .flatMap((g) => g.rules)
   .filter((r) => r.alert);
 const ruleTests = parse(readFileSync('docker/prometheus/alerts.test.yml', 'utf8')) as RuleTests;
 
@@ -44,7 +46,10 @@ describe('docker/prometheus alert rules', () => {
     const promtool = promtoolOrSkip(t);
     if (!promtool) return;
     assert.match(promtool('check', 'config', 'docker/prometheus/prometheus.yml'), /SUCCESS/);
-    assert.match(promtool('check', 'rules', 'docker/prometheus/alerts.yml'), new RegExp(`SUCCESS: ${rules.length} rules`));
+    assert.match(
+      promtool('check', 'rules', 'docker/prometheus/alerts.yml'),
+      new RegExp(`SUCCESS: ${rules.length} rules`),
+    );
     assert.match(promtool('test', 'rules', 'docker/prometheus/alerts.test.yml'), /SUCCESS/);
   });
 
