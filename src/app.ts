@@ -39,6 +39,7 @@ import { createRealtimeService } from './realtime/realtime.service.js';
 import { createWindowPublisher } from './realtime/window.publisher.js';
 import { createWebSocketServer } from './realtime/websocket.server.js';
 import { createStreamKeys } from './streams/stream-keys.js';
+import { loadDashboardAssets } from './web/dashboard-assets.js';
 import type { Logger } from './observability/logger.js';
 import { createMetrics } from './observability/metrics.js';
 import { createReadiness } from './observability/readiness.js';
@@ -321,6 +322,11 @@ export async function createApp(config: Config, logger: Logger): Promise<App> {
   }
   expressApp.use(httpMetricsMiddleware(metrics, ROUTES));
   mountOperationsRoutes(expressApp, { readiness, metrics });
+  // The live dashboard page (web/, bundled into dist/web), served where GraphQL is.
+  if (runsApi) {
+    for (const asset of loadDashboardAssets())
+      expressApp.get(asset.path, (_req, res) => void res.set(asset.headers).type(asset.contentType).send(asset.body));
+  }
   if (apollo) {
     expressApp.use(
       '/graphql',
