@@ -40,6 +40,7 @@ import { createWindowPublisher } from './realtime/window.publisher.js';
 import { createWebSocketServer } from './realtime/websocket.server.js';
 import { createStreamKeys } from './streams/stream-keys.js';
 import { loadDashboardAssets } from './web/dashboard-assets.js';
+import { createSystemStatusService } from './ops/system-status.service.js';
 import type { Logger } from './observability/logger.js';
 import { createMetrics } from './observability/metrics.js';
 import { createReadiness } from './observability/readiness.js';
@@ -114,6 +115,14 @@ export async function createApp(config: Config, logger: Logger): Promise<App> {
     analytics: new AnalyticsService({ pool, eventReadPool }, queryCache),
     realtime,
     auditLog: new AuditLogService(pool),
+    // maintenance is created below; it exists before any request can arrive.
+    systemStatus: createSystemStatusService({
+      pool,
+      inspectStreams: () => maintenance.inspectAll(),
+      metrics,
+      pools: { main: pool, event_reads: eventReadPool },
+      logger,
+    }),
     ...(config.cost.mode === 'off' ? {} : { costBudget }),
   };
   // Rows are queued by the request path and written in batches; stop() below writes the rest.

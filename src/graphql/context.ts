@@ -8,6 +8,7 @@ import type { Viewer } from '../auth/viewer.js';
 import type { Logger } from '../observability/logger.js';
 import type { RealtimeService } from '../realtime/realtime.service.js';
 import type { CostBudget } from '../plugins/cost/cost-budget.js';
+import type { SystemStatusService } from '../ops/system-status.service.js';
 
 /** What a resolver reaches; services are shared, everything else is built per request. */
 export interface Services {
@@ -17,6 +18,7 @@ export interface Services {
   readonly analytics: AnalyticsService;
   readonly realtime: RealtimeService;
   readonly auditLog: AuditLogService;
+  readonly systemStatus: SystemStatusService;
   /** The per-key cost budgets; absent with COST_MODE=off. */
   readonly costBudget?: CostBudget;
 }

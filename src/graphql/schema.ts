@@ -11,6 +11,7 @@ import { authChecker } from '../auth/auth-checker.js';
 import { ViewerResolver } from '../auth/viewer.resolver.js';
 import { IngestResolver } from '../ingest/ingest.resolver.js';
 import { RealtimeResolver } from '../realtime/realtime.resolver.js';
+import { SystemStatusResolver } from '../ops/system-status.resolver.js';
 import { DateTimeScalar, JSONScalar, SafeIntScalar } from './scalars.js';
 
 /** Every resolver class of the public API; adding a capability means adding it here. */
@@ -24,6 +25,7 @@ const RESOLVERS = [
   StatsResolver,
   RealtimeResolver,
   AuditLogResolver,
+  SystemStatusResolver,
 ] as const;
 
 /**
