@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { existsSync, readFileSync } from 'node:fs';
 import { describe, it } from 'node:test';
 import { parse } from 'yaml';
-import { promtoolOrSkip } from '../../helpers/promtool.js';
+import { amtoolOrSkip, promtoolOrSkip } from '../../helpers/promtool.js';
 
 /**
  * The alert rules of docker/prometheus: valid for Prometheus (promtool check), each proven by a
@@ -51,6 +51,28 @@ describe('docker/prometheus alert rules', () => {
       new RegExp(`SUCCESS: ${rules.length} rules`),
     );
     assert.match(promtool('test', 'rules', 'docker/prometheus/alerts.test.yml'), /SUCCESS/);
+  });
+
+  it('reach the receiver of their severity in Alertmanager (amtool)', (t) => {
+    const amtool = amtoolOrSkip(t);
+    if (!amtool) return;
+    const config = '--config.file=docker/alertmanager/alertmanager.yml';
+    assert.match(amtool('check-config', 'docker/alertmanager/alertmanager.yml'), /SUCCESS/);
+    for (const rule of rules) {
+      const receiver = amtool(
+        'config',
+        'routes',
+        'test',
+        config,
+        `alertname=${rule.alert}`,
+        `severity=${rule.labels!.severity}`,
+      );
+      assert.equal(
+        receiver.split('\n').find((l) => l.endsWith('-webhook')),
+        `${rule.labels!.severity}-webhook`,
+        rule.alert,
+      );
+    }
   });
 
   it('are at least ten, each with a severity the Alertmanager routes', () => {
