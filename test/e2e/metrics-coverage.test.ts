@@ -7,7 +7,8 @@ import WebSocket from 'ws';
 import { DailyStatsDocument, EventTypesDocument, RecordEventsDocument, ViewerDocument } from '../generated/graphql.js';
 import { startGateway, type RunningGateway } from '../helpers/gateway.js';
 import { gql } from '../helpers/graphql-client.js';
-import { promqlMetricNames } from '../helpers/promql-metric-names.js';
+import { createMetrics } from '../../src/observability/metrics.js';
+import { promqlLabels, promqlMetricNames } from '../helpers/promql-metric-names.js';
 import { isolatedEnv, waitFor } from '../helpers/test-env.js';
 
 /**
@@ -19,6 +20,8 @@ import { isolatedEnv, waitFor } from '../helpers/test-env.js';
 const ADMIN = 'agk_metrics-coverage-admin-key-000000000000000000';
 /** Series Prometheus makes itself for each scrape, not exported by any target. */
 const SYNTHETIC = new Set(['up']);
+/** Labels Prometheus adds to every scraped series (docker/prometheus/prometheus.yml), and `le` of histograms. */
+const TARGET_LABELS = ['instance', 'job', 'role'];
 
 interface Rule {
   alert?: string;
@@ -150,5 +153,31 @@ describe('metrics used by alerts and dashboard panels', () => {
     ]) {
       assert.ok(exposition.includes(sample), `/metrics has ${sample}`);
     }
+  });
+
+  it('selects and groups only by labels those metrics have', () => {
+    // The label names each metric is declared with, whether or not it has samples yet.
+    const { registry } = createMetrics();
+    const declared = (name: string): string[] | undefined => {
+      const histogram = /^(.*)_(bucket|sum|count)$/.exec(name);
+      const metric =
+        registry.getSingleMetric(name) ?? (histogram ? registry.getSingleMetric(histogram[1]!) : undefined);
+      if (!metric) return SYNTHETIC.has(name) ? TARGET_LABELS : undefined;
+      const labels = (metric as unknown as { labelNames?: string[] }).labelNames ?? [];
+      return [...labels, ...TARGET_LABELS, ...(name.endsWith('_bucket') ? ['le'] : [])];
+    };
+    const wrong: string[] = [];
+    for (const { where, expr } of [...alertExpressions, ...panelExpressions]) {
+      const { selectors, grouping } = promqlLabels(expr);
+      const inExpression = new Set<string>();
+      for (const name of promqlMetricNames(expr)) for (const l of declared(name) ?? []) inExpression.add(l);
+      for (const [metric, labels] of selectors) {
+        const known = declared(metric);
+        for (const label of labels)
+          if (!known?.includes(label)) wrong.push(`${where}: ${metric} has no label ${label}`);
+      }
+      for (const label of grouping) if (!inExpression.has(label)) wrong.push(`${where}: no metric has label ${label}`);
+    }
+    assert.deepEqual(wrong, []);
   });
 });

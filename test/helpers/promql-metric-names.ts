@@ -51,3 +51,23 @@ export function promqlMetricNames(expr: string): string[] {
   }
   return [...names].sort();
 }
+
+/**
+ * The label names an expression relies on: those in each selector's matchers, by metric
+ * (`name{a="x"}`), and those its grouping clauses name (`by (a)`, `on (a)`, …), for the whole
+ * expression.
+ */
+export function promqlLabels(expr: string): { selectors: Map<string, Set<string>>; grouping: Set<string> } {
+  const unquoted = expr.replace(/"(?:[^"\\]|\\.)*"|'(?:[^'\\]|\\.)*'/g, '""');
+  const selectors = new Map<string, Set<string>>();
+  for (const [, metric, matchers] of unquoted.matchAll(/([a-zA-Z_:][\w:]*)\s*\{([^}]*)\}/g)) {
+    const labels = selectors.get(metric!) ?? new Set<string>();
+    for (const [, label] of matchers!.matchAll(/([a-zA-Z_]\w*)\s*(?:=~|!~|!=|=)/g)) labels.add(label!);
+    selectors.set(metric!, labels);
+  }
+  const grouping = new Set<string>();
+  for (const [, , list] of unquoted.matchAll(/\b(by|without|on|ignoring|group_left|group_right)\s*\(([^)]*)\)/g)) {
+    for (const label of list!.split(',').map((l) => l.trim())) if (label) grouping.add(label);
+  }
+  return { selectors, grouping };
+}

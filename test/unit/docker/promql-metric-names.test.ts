@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { promqlMetricNames } from '../../helpers/promql-metric-names.js';
+import { promqlLabels, promqlMetricNames } from '../../helpers/promql-metric-names.js';
 
 describe('promqlMetricNames', () => {
   it('finds metrics before {, [ and a word boundary, not functions, label names or keywords', () => {
@@ -19,5 +19,19 @@ describe('promqlMetricNames', () => {
       ),
       ['graphql_resolver_duration_seconds_bucket'],
     );
+  });
+
+  it('lists the label names of each selector and of the grouping clauses', () => {
+    const { selectors, grouping } = promqlLabels(
+      'sum by (reason, mode) (rate(graphql_cost_rejections_total{mode="enforce", reason!~"a,b"}[5m])) / on(instance) up{job="gateway"}',
+    );
+    assert.deepEqual(
+      [...selectors].map(([m, l]) => [m, [...l].sort()]),
+      [
+        ['graphql_cost_rejections_total', ['mode', 'reason']],
+        ['up', ['job']],
+      ],
+    );
+    assert.deepEqual([...grouping].sort(), ['instance', 'mode', 'reason']);
   });
 });
