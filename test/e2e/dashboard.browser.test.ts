@@ -6,7 +6,7 @@ import { join } from 'node:path';
 import { after, before, describe, it, type TestContext } from 'node:test';
 import { chromium, type BrowserContext, type Page } from 'playwright-core';
 import { DASHBOARD_CSP } from '../../src/web/dashboard-assets.js';
-import { EventTypesDocument, RecordEventsDocument } from '../generated/graphql.js';
+import { CreateApiKeyDocument, EventTypesDocument, RecordEventsDocument } from '../generated/graphql.js';
 import { startGateway, type RunningGateway } from '../helpers/gateway.js';
 import { gql } from '../helpers/graphql-client.js';
 import { isolatedEnv, waitFor } from '../helpers/test-env.js';
@@ -33,10 +33,13 @@ describe('the /dashboard page in Chromium', () => {
   let browser: BrowserContext | undefined;
   let profile: string | undefined;
   const requests: string[] = [];
+  const consoleErrors: string[] = [];
 
   async function open(): Promise<Page> {
     const page = await browser!.newPage();
     page.on('request', (r) => requests.push(r.url()));
+    page.on('console', (m) => void (m.type() === 'error' && consoleErrors.push(m.text())));
+    page.on('pageerror', (err) => consoleErrors.push(err.message));
     const response = await page.goto(`${gateway!.url}/dashboard`);
     assert.equal(response?.status(), 200);
     assert.equal(response?.headers()['content-security-policy'], DASHBOARD_CSP);
@@ -86,12 +89,23 @@ describe('the /dashboard page in Chromium', () => {
     await page.getByTestId('connect').click();
     await page.getByTestId('status').filter({ hasText: 'The key was refused' }).waitFor({ timeout: 10_000 });
     assert.equal(await page.getByTestId('live-count').textContent(), '–');
+
+    // A valid key without analytics:read is told so, too.
+    const created = await gql(gateway!.url, CreateApiKeyDocument, {
+      key: ADMIN,
+      variables: { name: 'writer only', scopes: ['events:write'] },
+    });
+    await page.getByTestId('api-key').fill(created.data!.createApiKey.key);
+    await page.getByTestId('connect').click();
+    await page.getByTestId('status').filter({ hasText: 'lacks the analytics:read scope' }).waitFor({ timeout: 10_000 });
     await page.close();
   });
 
   it('counts recorded events live, keeps the key out of the URL, and shows a lost connection', async (t) => {
     if (!chromiumOrSkip(t)) return;
     const url = gateway!.url;
+    // The refusals of the test before are logged as failed loads; this one starts clean.
+    consoleErrors.length = 0;
     const record = async (type: string, values: number[]) => {
       const sent = await gql(url, RecordEventsDocument, {
         key: ADMIN,
@@ -132,6 +146,8 @@ describe('the /dashboard page in Chromium', () => {
     assert.match((await page.getByTestId('event-types').textContent()) ?? '', /checkout/);
     assert.match((await page.getByTestId('freshness').textContent()) ?? '', /rollup_hour/);
     await page.locator('#chart canvas').waitFor();
+    // One point per push: the first snapshot and one after each batch, at least.
+    assert.ok(Number(await page.getByTestId('chart').getAttribute('data-points')) >= 3, 'the chart moved');
     await page.screenshot({ path: 'docs/dashboard.png', fullPage: true });
 
     // The key lives in this tab's session storage only, never in a URL.
@@ -147,6 +163,9 @@ describe('the /dashboard page in Chromium', () => {
       requests.filter((u) => new URL(u).origin !== origin),
       [],
     );
+
+    // The page ran under its Content-Security-Policy without a refusal or an error.
+    assert.deepEqual(consoleErrors, []);
 
     // A reload of the tab keeps the key (and only this tab has it).
     await page.reload();
