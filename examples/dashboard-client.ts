@@ -42,7 +42,7 @@ export function createDashboardClient(options: { url: string; key: string }): Da
     webSocketImpl: WebSocket,
     connectionParams: { authorization },
     // A refused key (4401) or scope (4403) stays refused; anything else is worth a few retries.
-    shouldRetry: (event) => !((event as { code?: number }).code === 4401 || (event as { code?: number }).code === 4403),
+    shouldRetry: (event) => ![4401, 4403].includes((event as { code?: number }).code ?? 0),
     retryAttempts: 5,
   });
   const link = ApolloLink.split(

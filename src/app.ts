@@ -81,8 +81,8 @@ export async function createApp(config: Config, logger: Logger): Promise<App> {
   // Connections open on first use, so a worker-only process never opens one.
   const eventReadPool = createPool(config, logger, { name: 'analytics-gateway-event-reads', genericPlans: true });
   // Pool gauges (db_pool_connections) and systemStatus read these counts.
-  metrics.observePool('main', pool);
-  metrics.observePool('event_reads', eventReadPool);
+  const pools = { main: pool, event_reads: eventReadPool };
+  for (const [name, p] of Object.entries(pools)) metrics.observePool(name, p);
   const redis = createRedis(config, logger, { name: 'commands' });
   const authSubscriber = createRedis(config, logger, { name: 'auth-subscriber', queueWhileDisconnected: true });
 
@@ -120,7 +120,7 @@ export async function createApp(config: Config, logger: Logger): Promise<App> {
       pool,
       inspectStreams: () => maintenance.inspectAll(),
       metrics,
-      pools: { main: pool, event_reads: eventReadPool },
+      pools,
       logger,
     }),
     ...(config.cost.mode === 'off' ? {} : { costBudget }),
