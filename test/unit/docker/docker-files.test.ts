@@ -117,6 +117,15 @@ describe('docker/compose.yml', () => {
     assert.ok(existsSync('docker/grafana/provisioning/datasources/prometheus.yml'));
     assert.ok(existsSync('docker/grafana/provisioning/dashboards/gateway.yml'));
     assert.ok(existsSync('docker/alertmanager/alertmanager.yml'));
+    // Grafana's dashboard provider reads the folder compose mounts the dashboards at.
+    const provider = parse(readFileSync('docker/grafana/provisioning/dashboards/gateway.yml', 'utf8')) as {
+      providers: Array<{ options: { path: string } }>;
+    };
+    const mounts = Object.fromEntries(
+      compose.services.grafana!.volumes!.map((v) => v.split(':').slice(0, 2) as [string, string]),
+    );
+    assert.equal(mounts['./grafana/dashboards'], provider.providers[0]!.options.path);
+    assert.equal(mounts['./grafana/provisioning'], '/etc/grafana/provisioning');
   });
 
   it('configures each gateway only with variables it reads, and values it accepts, with its own ROLE', () => {
