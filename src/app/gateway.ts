@@ -12,6 +12,7 @@ import { createKeyVerifier } from '../auth/key-verifier.js';
 import type { Config } from '../config/config.js';
 import { createPool } from '../db/pool.js';
 import { prepareDatabase } from '../db/prepare-database.js';
+import { registerDashboardRoutes } from '../http/dashboard.routes.js';
 import { registerOperationsRoutes } from '../http/operations.routes.js';
 import { registerRequestLog } from '../http/request-log.js';
 import { requestIdOf } from '../http/request-id.js';
@@ -25,7 +26,9 @@ import { createCostBudget } from '../plugins/cost/cost-budget.js';
 import { createLiveFeed } from '../realtime/live-feed.js';
 import { createRealtimeService } from '../realtime/realtime.service.js';
 import { createWindowStore } from '../realtime/window-store.js';
+import { createSystemStatusService } from '../ops/system-status.service.js';
 import { closeRedis, createRedis } from '../redis/create-redis.js';
+import { loadDashboardAssets } from '../web/dashboard-assets.js';
 import { createDeadLetterService } from '../ingest/dead-letter-replay.js';
 import { createEventStream } from '../ingest/event-stream.js';
 import { createStreamKeys } from '../redis/keys.js';
@@ -45,7 +48,7 @@ export interface App {
   stop(): Promise<void>;
 }
 
-const ROUTES = ['/graphql', '/health', '/ready', '/metrics'];
+const ROUTES = ['/graphql', '/health', '/ready', '/metrics', '/dashboard'];
 
 /**
  * The gateway of one process: storage clients and services shared by both roles, then the API
@@ -70,6 +73,9 @@ export async function createApp(config: Config, logger: Logger): Promise<App> {
     url: readUrl,
   });
   const readPool = readUrl ? createPool(config, logger, { name: 'analytics-gateway-reads', url: readUrl }) : undefined;
+  // Pool gauges (db_pool_connections) and systemStatus read these counts.
+  const pools = { main: pool, event_reads: eventReadPool, ...(readPool ? { reads: readPool } : {}) };
+  for (const [name, p] of Object.entries(pools)) metrics.observePool(name, p);
   const redis = createRedis(config, logger, { name: 'commands' });
   const authSubscriber = createRedis(config, logger, { name: 'auth-subscriber', queueWhileDisconnected: true });
   const liveSubscriber = createRedis(config, logger, { name: 'live-subscriber', queueWhileDisconnected: true });
@@ -119,6 +125,14 @@ export async function createApp(config: Config, logger: Logger): Promise<App> {
     auditLog: new AuditLogService(pool),
     userErasure,
     rollupRebuild,
+    // The stream maintenance is created below; it exists before any request can arrive.
+    systemStatus: createSystemStatusService({
+      pool,
+      inspectStreams: () => maintenance.inspectAll(),
+      metrics,
+      pools,
+      logger,
+    }),
     ...(config.cost.mode === 'off' ? {} : { costBudget }),
   };
   // Rows are queued by the request path and written in batches; stopping writes the rest.
@@ -195,6 +209,8 @@ export async function createApp(config: Config, logger: Logger): Promise<App> {
   });
   registerRequestLog(http, { logger, metrics }, { routes: ROUTES, tracingEnabled: config.tracing.enabled });
   registerOperationsRoutes(http, { readiness, metrics });
+  // The live dashboard page (web/, bundled into dist/web), served where GraphQL is.
+  if (runsApi) registerDashboardRoutes(http, loadDashboardAssets());
   // Only the API role serves GraphQL; a worker answers probes and metrics alone.
   const api: Api | undefined = runsApi
     ? await createApi({

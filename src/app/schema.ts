@@ -14,6 +14,7 @@ import { RealtimeResolver } from '../realtime/realtime.resolver.js';
 import { DeadLetterResolver } from '../ops/dead-letter.resolver.js';
 import { RollupRebuildResolver } from '../ops/rollup-rebuild.resolver.js';
 import { UserErasureResolver } from '../privacy/user-erasure.resolver.js';
+import { SystemStatusResolver } from '../ops/system-status.resolver.js';
 import { DateTimeScalar, JSONScalar, SafeIntScalar } from '../graphql/scalars.js';
 
 /** Every resolver class of the public API; adding a capability means adding it here. */
@@ -30,6 +31,7 @@ const RESOLVERS = [
   UserErasureResolver,
   DeadLetterResolver,
   RollupRebuildResolver,
+  SystemStatusResolver,
 ] as const;
 
 /**

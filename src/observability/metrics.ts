@@ -10,6 +10,8 @@ export function createMetrics() {
   collectDefaultMetrics({ register: registry });
   // Staleness is computed at scrape time, so it keeps growing while no refresh succeeds.
   const rollupRefreshedAt = new Map<string, number>();
+  // Read at scrape time too: pg keeps the counts, nothing has to be updated on checkout.
+  const pools = new Map<string, PoolCounts>();
 
   return {
     registry,
@@ -155,6 +157,25 @@ export function createMetrics() {
 
     setRollupRefreshedAt(source: string, at: Date): void {
       rollupRefreshedAt.set(source, at.getTime());
+    },
+
+    dbPoolConnections: new Gauge({
+      name: 'db_pool_connections',
+      help: 'Connections of a Postgres pool of this process, read at scrape time, by state: total (open), idle (open, not checked out), waiting (callers queued for a connection; above 0 the pool is the bottleneck).',
+      labelNames: ['pool', 'state'] as const,
+      registers: [registry],
+      collect() {
+        for (const [pool, counts] of pools) {
+          this.set({ pool, state: 'total' }, counts.totalCount);
+          this.set({ pool, state: 'idle' }, counts.idleCount);
+          this.set({ pool, state: 'waiting' }, counts.waitingCount);
+        }
+      },
+    }),
+
+    /** Reports a pool under `name` in db_pool_connections from now on. */
+    observePool(name: string, pool: PoolCounts): void {
+      pools.set(name, pool);
     },
 
     queryCacheRequests: new Counter({
@@ -321,3 +342,10 @@ export function createMetrics() {
 }
 
 export type Metrics = ReturnType<typeof createMetrics>;
+
+/** What db_pool_connections reads from a pool (pg.Pool has these). */
+export interface PoolCounts {
+  readonly totalCount: number;
+  readonly idleCount: number;
+  readonly waitingCount: number;
+}

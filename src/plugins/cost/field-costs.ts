@@ -76,6 +76,14 @@ export const FIELD_COSTS: Readonly<Record<string, FieldCost>> = {
   'Mutation.rebuildRollups': { kind: 'operation', cost: 100 },
   'Query.deadLetters': { kind: 'connection', size: { arg: 'first', default: 20, max: 100 } },
 
+  // A few Redis calls per partition and one query; its lists are bounded by the deployment
+  // (partitions, groups, rollups, pools), not by the caller.
+  'Query.systemStatus': { kind: 'object', cost: 10 },
+  'SystemStatus.streams': { kind: 'included' },
+  'SystemStatus.rollups': { kind: 'included' },
+  'SystemStatus.pools': { kind: 'included' },
+  'StreamPartitionStatus.groups': { kind: 'included' },
+
   // Charged once, when the subscription starts: it then holds a channel for as long as it runs.
   'Subscription.metricUpdated': { kind: 'operation', cost: 10 },
   'Subscription.eventRecorded': { kind: 'operation', cost: 10 },
