@@ -36,6 +36,8 @@ import { createAggregateWorker } from './realtime/aggregate.worker.js';
 import { createWindowStore } from './realtime/window-store.js';
 import { createLiveFeed } from './realtime/live-feed.js';
 import { createRealtimeService } from './realtime/realtime.service.js';
+import { createEventReplay } from './realtime/event-replay.js';
+import { withStreamPositions } from './realtime/stream-positions.js';
 import { createWindowPublisher } from './realtime/window.publisher.js';
 import { createWebSocketServer } from './realtime/websocket.server.js';
 import { createStreamKeys } from './streams/stream-keys.js';
@@ -96,7 +98,8 @@ export async function createApp(config: Config, logger: Logger): Promise<App> {
     keyPrefix: config.redis.keyPrefix,
     metrics,
   });
-  const realtime = createRealtimeService({ store: windows, feed, metrics });
+  // eventRecorded(after:) replays the stream from the cursor (event-replay.ts).
+  const realtime = createRealtimeService({ store: windows, feed, metrics, replay: createEventReplay({ redis, keys }) });
   const queryCache = createQueryCache({ redis, keyPrefix: config.redis.keyPrefix, metrics, logger }, config.queryCache);
   const costBudget = createCostBudget(redis, config.redis.keyPrefix, {
     capacity: config.cost.budgetCapacity,
@@ -151,15 +154,20 @@ export async function createApp(config: Config, logger: Logger): Promise<App> {
         },
       )
     : undefined;
+  // The aggregate worker reports counted events without their stream positions, which
+  // eventRecorded's cursors carry: this store remembers them (stream-positions.ts).
+  const positions = withStreamPositions(windows);
   const aggregate = runsWorkers
     ? createAggregateWorker(
         {
           connect: (name) => createRedis(config, logger, { name }),
           keys,
-          store: windows,
+          store: positions.store,
           onApplied: ({ touched, events }) => {
             publisher!.touched(touched);
-            realtime.publishEvents(events).catch((err: unknown) => logger.warn({ err }, 'publishing events failed'));
+            realtime
+              .publishEvents(positions.positioned(events))
+              .catch((err: unknown) => logger.warn({ err }, 'publishing events failed'));
           },
           logger,
           metrics,
