@@ -2,7 +2,13 @@ import { decodeCursor, encodeCursor } from '../analytics/cursor.js';
 import { BadUserInputError } from '../graphql/errors.js';
 import { decodeStreamEvent, type StreamEvent } from '../ingest/stream-event.js';
 import type { Redis } from '../redis/create-redis.js';
-import { compareStreamIds, fieldsOf, pairsToRecord, type StreamEntry } from '../streams/stream-entries.js';
+import {
+  compareStreamIds,
+  fieldsOf,
+  nextStreamId,
+  pairsToRecord,
+  type StreamEntry,
+} from '../streams/stream-entries.js';
 import type { StreamKeys } from '../streams/stream-keys.js';
 
 /** Where an event is in the event stream: its partition and its entry id there. */
@@ -33,8 +39,8 @@ export function comparePositions(a: StreamPosition, b: StreamPosition): number {
  * Replays the event stream after a cursor: what eventRecorded(after:) sends before going live.
  * Every partition is read from the cursor on (XRANGE), filtered to the tenant and the type, and
  * the partitions are merged in the feed's order (comparePositions). A cursor older than what a
- * partition retains (its entries after the cursor were trimmed: the first entry is past the
- * cursor and an entry past the cursor was deleted) is refused, since events would be missing.
+ * partition retains (entries were trimmed from it, and its oldest retained entry is past the one
+ * right after the cursor) is refused, since events after the cursor may be missing.
  */
 export function createEventReplay(deps: { redis: Redis; keys: StreamKeys }) {
   const { redis, keys } = deps;
@@ -60,11 +66,12 @@ export function createEventReplay(deps: { redis: Redis; keys: StreamKeys }) {
     if (info && !info[0]) {
       const state = pairsToRecord(info[1] as unknown[]);
       const firstEntry = (state['first-entry'] as StreamEntry | null)?.[0] ?? null;
-      const maxDeleted = String(state['max-deleted-entry-id'] ?? '0-0');
-      if (
-        compareStreamIds(maxDeleted, cursor.entryId) > 0 &&
-        (firstEntry === null || compareStreamIds(firstEntry, cursor.entryId) > 0)
-      ) {
+      const length = Number(state.length ?? 0);
+      // Trimming takes entries from the front (the maintenance loop's XTRIM MINID): anything before
+      // the first retained entry, or everything up to the last id when none is left, may be gone.
+      const added = state['entries-added'] === undefined ? Infinity : Number(state['entries-added']);
+      const retainedFrom = firstEntry ?? nextStreamId(String(state['last-generated-id'] ?? '0-0'));
+      if (added > length && compareStreamIds(retainedFrom, nextStreamId(cursor.entryId)) > 0) {
         throw new BadUserInputError(
           '`after` is older than the retained event stream: events after it were trimmed; subscribe without `after` to go live, and read older events with the events query',
           { argument: 'after' },
