@@ -128,6 +128,9 @@ export async function createApp(config: Config, logger: Logger): Promise<App> {
     metrics,
     logger,
     intervalMs: config.streams.trimIntervalMs,
+    // Kept for eventRecorded(after:) replays (event-replay.ts).
+    replayRetentionMs: config.streams.replayRetentionMs,
+    replayMaxLength: Math.floor(config.streams.maxLength / 2),
   });
   const runsWorkers = config.role !== 'api';
   const runsApi = config.role !== 'worker';

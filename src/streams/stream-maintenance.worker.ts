@@ -37,6 +37,13 @@ export function createStreamMaintenanceWorker(deps: {
   intervalMs: number;
   /** Groups whose unread and pending entries are never trimmed. Default: persist and aggregate. */
   requiredGroups?: readonly string[];
+  /**
+   * Entries younger than this are kept though every group is done with them, for eventRecorded's
+   * replay (src/realtime/event-replay.ts), while the partition holds fewer than `replayMaxLength`.
+   * STREAM_REPLAY_RETENTION_MS, default 0; `replayMaxLength` is half of STREAM_MAX_LENGTH.
+   */
+  replayRetentionMs?: number;
+  replayMaxLength?: number;
 }) {
   const { redis, keys, metrics } = deps;
   const requiredGroups = deps.requiredGroups ?? Object.values(CONSUMER_GROUPS);
@@ -84,6 +91,11 @@ export function createStreamMaintenanceWorker(deps: {
         if (oldestPending) needed = oldestPending;
       }
       if (floor === undefined || compareStreamIds(needed, floor) < 0) floor = needed;
+    }
+    const retention = deps.replayRetentionMs ?? 0;
+    if (floor && retention > 0 && state.length < (deps.replayMaxLength ?? Infinity)) {
+      const kept = `${Math.max(0, Date.now() - retention)}-0`;
+      if (compareStreamIds(kept, floor) < 0) floor = kept;
     }
     // Exact, not '~': approximate trimming only drops whole radix nodes (~100 entries), so a quiet
     // stream would never shrink; once a second this costs little.

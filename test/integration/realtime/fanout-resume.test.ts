@@ -93,7 +93,7 @@ describe('fan-out once per channel, and the resumable event feed', () => {
   const metric = (name: string, field: string) => scrapeMetric(gateway.url, `${name}{field="${field}"}`);
   /** graphql-ws answers nothing until the first event: wait until the server runs exactly `n`. */
   const eventSubscriptions = (n: number) =>
-    waitFor(async () => (await metric('subscriptions_active', 'eventRecorded')) === n, 5_000);
+    waitFor(async () => (await metric('subscriptions_active', 'eventRecorded')) === n, 15_000);
 
   before(async () => {
     gateway = await spawnGateway(
@@ -102,8 +102,9 @@ describe('fan-out once per channel, and the resumable event feed', () => {
         STREAM_PARTITIONS: String(PARTITIONS),
         PERSIST_BATCH_WAIT_MS: '10',
         REALTIME_PUSH_INTERVAL_MS: '50',
-        // Nothing is trimmed while the tests run, unless a test trims itself.
-        STREAM_TRIM_INTERVAL_MS: '600000',
+        // Trimmed often, but what every group is done with is kept for replays for 10 minutes.
+        STREAM_TRIM_INTERVAL_MS: '200',
+        STREAM_REPLAY_RETENTION_MS: '600000',
       }),
     );
     pool = testPool(isolation.databaseUrl, 2);
@@ -130,7 +131,7 @@ describe('fan-out once per channel, and the resumable event feed', () => {
     // Tenant B, the same document and arguments: its own channel and its own results.
     const other = collect<Record<string, unknown>>(client(readerB), METRIC, variables);
     const all = [...full, ...counts, other];
-    await waitFor(async () => all.every((s) => s.received.length >= 1), 5_000);
+    await waitFor(async () => all.every((s) => s.received.length >= 1), 20_000);
     const executions0 = await metric('subscription_executions_total', 'metricUpdated');
     const pushes0 = await metric('subscription_pushes_total', 'metricUpdated');
     const firsts = all.map((s) => s.received.length);
@@ -266,8 +267,8 @@ describe('fan-out once per channel, and the resumable event feed', () => {
     ok.dispose();
     // Trim every partition past the cursor, as the maintenance loop would once the groups are done.
     const keys = createStreamKeys(isolation.redisKeyPrefix, PARTITIONS);
-    const [, ms] = positionOf(ordered[10]!.cursor);
-    for (let p = 0; p < PARTITIONS; p++) await redis.xtrim(keys.stream(p), 'MINID', `${ms}-0`);
+    const [, ms, seq] = positionOf(ordered[10]!.cursor);
+    for (let p = 0; p < PARTITIONS; p++) await redis.xtrim(keys.stream(p), 'MINID', `${ms}-${seq + 1n}`);
     const err = await code(old);
     assert.equal(err.extensions?.code, 'BAD_USER_INPUT', JSON.stringify(err));
     assert.match(err.message ?? '', /older than the retained event stream/);
