@@ -39,8 +39,7 @@ export function comparePositions(a: StreamPosition, b: StreamPosition): number {
  * Replays the event stream after a cursor: what eventRecorded(after:) sends before going live.
  * Every partition is read from the cursor on (XRANGE), filtered to the tenant and the type, and
  * the partitions are merged in the feed's order (comparePositions). A cursor older than what a
- * partition retains (entries were trimmed from it, and its oldest retained entry is past the one
- * right after the cursor) is refused, since events after the cursor may be missing.
+ * partition retains (an entry after it was trimmed or deleted) is refused: events would be missing.
  */
 export function createEventReplay(deps: { redis: Redis; keys: StreamKeys }) {
   const { redis, keys } = deps;
@@ -54,38 +53,39 @@ export function createEventReplay(deps: { redis: Redis; keys: StreamKeys }) {
     return { partition: p, entryId };
   }
 
-  /** Entries of one partition after `from` (exclusive), a page at a time; the first page is checked against trimming. */
-  async function* partitionEntries(partition: number, from: string, cursor: StreamPosition) {
+  /**
+   * Entries of one partition after `from` (exclusive), a page at a time. Each page is read together
+   * with the stream's max-deleted-entry-id, which the maintenance loop raises to what it trims
+   * (src/streams/stream-maintenance.worker.ts) and XDEL raises too: past the position read from,
+   * entries are gone, and the replay would have a hole, so it is refused.
+   */
+  async function* partitionEntries(partition: number, from: string) {
     const stream = keys.stream(partition);
-    // Checked and read in one transaction: a trim in between would pass the check and lose entries.
-    const [info, first] = ((await redis
-      .multi()
-      .xinfo('STREAM', stream)
-      .xrange(stream, `(${from}`, '+', 'COUNT', PAGE)
-      .exec()) ?? []) as [Error | null, unknown][];
-    if (info && !info[0]) {
-      const state = pairsToRecord(info[1] as unknown[]);
-      const firstEntry = (state['first-entry'] as StreamEntry | null)?.[0] ?? null;
-      const length = Number(state.length ?? 0);
-      // Trimming takes entries from the front (the maintenance loop's XTRIM MINID): anything before
-      // the first retained entry, or everything up to the last id when none is left, may be gone.
-      const added = state['entries-added'] === undefined ? Infinity : Number(state['entries-added']);
-      const retainedFrom = firstEntry ?? nextStreamId(String(state['last-generated-id'] ?? '0-0'));
-      if (added > length && compareStreamIds(retainedFrom, nextStreamId(cursor.entryId)) > 0) {
-        throw new BadUserInputError(
-          '`after` is older than the retained event stream: events after it were trimmed; subscribe without `after` to go live, and read older events with the events query',
-          { argument: 'after' },
-        );
-      }
-    } else if (info?.[0] && !info[0].message.includes('no such key')) {
-      throw info[0];
-    }
-    if (first?.[0]) throw first[0];
-    let page = (first?.[1] ?? []) as StreamEntry[];
+    let after = from;
     for (;;) {
+      // Checked and read in one transaction: a trim in between would pass the check and lose entries.
+      const [info, read] = ((await redis
+        .multi()
+        .xinfo('STREAM', stream)
+        .xrange(stream, `(${after}`, '+', 'COUNT', PAGE)
+        .exec()) ?? []) as [Error | null, unknown][];
+      if (info?.[0]) {
+        // A stream that does not exist has lost nothing.
+        if (!info[0].message.includes('no such key')) throw info[0];
+      } else if (info) {
+        const maxDeleted = String(pairsToRecord(info[1] as unknown[])['max-deleted-entry-id'] ?? '0-0');
+        if (compareStreamIds(maxDeleted, after) > 0) {
+          throw new BadUserInputError(
+            '`after` is older than the retained event stream: events after it were trimmed; subscribe without `after` to go live, and read older events with the events query',
+            { argument: 'after' },
+          );
+        }
+      }
+      if (read?.[0]) throw read[0];
+      const page = (read?.[1] ?? []) as StreamEntry[];
       yield page;
       if (page.length < PAGE) return;
-      page = (await redis.xrange(stream, `(${page.at(-1)![0]}`, '+', 'COUNT', PAGE)) as StreamEntry[];
+      after = page.at(-1)![0];
     }
   }
 
@@ -114,7 +114,7 @@ export function createEventReplay(deps: { redis: Redis; keys: StreamKeys }) {
       const starts = Array.from({ length: keys.partitions }, async (_, partition) => {
         // A tie with the cursor's id is after it only on a later partition (comparePositions).
         const from = partition > cursor.partition ? previousStreamId(cursor.entryId) : cursor.entryId;
-        const pages = partitionEntries(partition, from, cursor);
+        const pages = partitionEntries(partition, from);
         const page = await pages.next();
         return { partition, pages, entries: page.done ? [] : page.value, index: 0 };
       });

@@ -6,6 +6,7 @@ import type pg from 'pg';
 import { pino } from 'pino';
 import WebSocket from 'ws';
 import { ApiKeyService } from '../../../src/auth/api-key.service.js';
+import { trimStreamBelow } from '../../../src/streams/stream-maintenance.worker.js';
 import { createStreamKeys } from '../../../src/streams/stream-keys.js';
 import { RecordEventsDocument, type EventInput } from '../../generated/graphql.js';
 import { scrapeMetric, spawnGateway, stopGateways, type SpawnedGateway } from '../../helpers/gateway.js';
@@ -268,7 +269,7 @@ describe('fan-out once per channel, and the resumable event feed', () => {
     // Trim every partition past the cursor, as the maintenance loop would once the groups are done.
     const keys = createStreamKeys(isolation.redisKeyPrefix, PARTITIONS);
     const [, ms, seq] = positionOf(ordered[10]!.cursor);
-    for (let p = 0; p < PARTITIONS; p++) await redis.xtrim(keys.stream(p), 'MINID', `${ms}-${seq + 1n}`);
+    for (let p = 0; p < PARTITIONS; p++) await trimStreamBelow(redis, keys.stream(p), `${ms}-${seq + 1n}`);
     const err = await code(old);
     assert.equal(err.extensions?.code, 'BAD_USER_INPUT', JSON.stringify(err));
     assert.match(err.message ?? '', /older than the retained event stream/);
@@ -278,6 +279,20 @@ describe('fan-out once per channel, and the resumable event feed', () => {
     await waitFor(async () => recent.received.length === 3, 10_000);
     assert.deepEqual(recent.errors, []);
     recent.dispose();
+    // A client that saw everything, after the loop trimmed all it had seen: nothing after its
+    // cursor is gone, so it is served (the newest entry is the one just recorded).
+    await waitFor(async () => live.received.length === 23, 10_000);
+    const newest = [...live.received].sort(feedOrder).at(-1)!;
+    const [, nms, nseq] = positionOf(newest.cursor);
+    for (let p = 0; p < PARTITIONS; p++) await trimStreamBelow(redis, keys.stream(p), `${nms}-${nseq + 1n}`);
+    const caughtUp = collect<Pushed>(client(readerA), EVENTS, { type: 'trimmed', after: newest.cursor });
+    await eventSubscriptions(2);
+    const fresh = await record(ADMIN, make(2, 'trimmed'));
+    await waitFor(async () => caughtUp.received.length === 2, 10_000).catch(() =>
+      assert.fail(`caught-up client: ${JSON.stringify(caughtUp.errors)}`),
+    );
+    assert.deepEqual(new Set(caughtUp.received.map((e) => e.id)), new Set(fresh));
+    caughtUp.dispose();
     live.dispose();
   });
 });
