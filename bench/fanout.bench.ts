@@ -1,6 +1,6 @@
 import { parse, subscribe, type ExecutionArgs, type ExecutionResult } from 'graphql';
 import { parseArgs } from 'node:util';
-import { buildGatewaySchema } from '../src/graphql/schema.js';
+import { buildGatewaySchema } from '../src/app/schema.js';
 import { createMetrics } from '../src/observability/metrics.js';
 import { createSubscriptionFanout } from '../src/realtime/subscription-fanout.js';
 

@@ -1,14 +1,12 @@
 import { readFileSync } from 'node:fs';
-import { createServer } from 'node:http';
 import { ApolloServer } from '@apollo/server';
-import { expressMiddleware } from '@as-integrations/express5';
-import express from 'express';
+import { startStandaloneServer } from '@apollo/server/standalone';
 import { buildSchema, type GraphQLFieldResolver, type GraphQLObjectType } from 'graphql';
 import pg from 'pg';
 import { EventReadRepository, type EventRow } from '../src/analytics/event-read.repository.js';
 import { UserOrder } from '../src/analytics/user-order.enum.js';
 import { UserRepository, type UserRow } from '../src/analytics/user.repository.js';
-import { SCHEMA_FILE } from '../src/graphql/schema.js';
+import { SCHEMA_FILE } from '../src/app/schema.js';
 
 /**
  * Baseline (b) of bench:query: the same schema and the same repositories as the gateway, but the
@@ -48,7 +46,6 @@ wire('AnalyticsUser', 'events', async (user, args: { first?: number; type?: stri
 wire('Event', 'user', (event) => ((event as EventRow).userId ? oneUser((event as EventRow).userId!) : null));
 
 const apollo = new ApolloServer({ schema });
-await apollo.start();
-const app = express();
-app.use('/graphql', express.json(), expressMiddleware(apollo));
-createServer(app).listen(Number(port), '127.0.0.1', () => console.log(`listening ${port}`));
+// Standalone serves every path; the benchmark posts to /graphql.
+await startStandaloneServer(apollo, { listen: { port: Number(port), host: '127.0.0.1' } });
+console.log(`listening ${port}`);

@@ -467,7 +467,24 @@ async function explainAll(databaseUrl: string, p: Params): Promise<void> {
         generic: true,
       },
       {
-        name: 'events newest first (pkey backward)',
+        name: "events newest first, the page's first window: today (pkey backward)",
+        sql: `SELECT id FROM events WHERE tenant_id = $1 AND occurred_at >= $2 AND occurred_at < $3 ORDER BY occurred_at DESC, id DESC LIMIT 21`,
+        params: [p.tenantId, new Date(Math.floor(Date.now() / DAY) * DAY), new Date(Date.now() + 65 * 60_000)],
+        generic: true,
+      },
+      {
+        name: "events by type, the page's first window: today (type index)",
+        sql: `SELECT id FROM events WHERE tenant_id = $1 AND type = $2 AND occurred_at >= $3 AND occurred_at < $4 ORDER BY occurred_at DESC, id DESC LIMIT 21`,
+        params: [
+          p.tenantId,
+          'purchase',
+          new Date(Math.floor(Date.now() / DAY) * DAY),
+          new Date(Date.now() + 65 * 60_000),
+        ],
+        generic: true,
+      },
+      {
+        name: 'events newest first, unbounded (pkey backward)',
         sql: `SELECT id FROM events WHERE tenant_id = $1 ORDER BY occurred_at DESC, id DESC LIMIT 101`,
         params: [p.tenantId],
         generic: true,

@@ -11,7 +11,7 @@ import { isolatedEnv, REDIS_URL, testPool } from '../test/helpers/test-env.js';
 /**
  * bench:realtime — live windows under load. An API process and a worker process (persist and
  * aggregate consumers), or with --roles all one process for both (NODE_ENV=production,
- * REALTIME_PUSH_INTERVAL_MS=50 as DESIGN.md measures the latency target), N graphql-ws subscribers in a separate process, and events recorded from
+ * REALTIME_PUSH_INTERVAL_MS=50 as docs/contract.md measures the latency target), N graphql-ws subscribers in a separate process, and events recorded from
  * this process at a target rate in batches of 1000. Reported: the latency from sending a batch
  * (and from its answer, when the events are in the stream) to the first snapshot, on each
  * subscriber, whose count includes it; p50/p99 over every (batch, subscriber) pair; gateway

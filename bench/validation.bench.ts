@@ -1,7 +1,7 @@
 import { parse, execute, validate, type DocumentNode } from 'graphql';
 import { pino } from 'pino';
-import type { GatewayContext, Services } from '../src/graphql/context.js';
-import { buildGatewaySchema } from '../src/graphql/schema.js';
+import type { GatewayContext, Services } from '../src/app/context.js';
+import { buildGatewaySchema } from '../src/app/schema.js';
 import { normalizeEvent, type EventInputLike } from '../src/ingest/event-validation.js';
 
 /**

@@ -1,5 +1,5 @@
 import { pino } from 'pino';
-import type { App } from './app.js';
+import type { App } from './app/gateway.js';
 import { ConfigError, loadConfig, type Config } from './config/config.js';
 import { createLogger } from './observability/logger.js';
 import { startTelemetry } from './observability/telemetry.js';
@@ -22,7 +22,7 @@ process.on('unhandledRejection', (reason) => {
 });
 
 // Before the app is imported: the instrumentations patch pg, ioredis, graphql and node:http as
-// they load, so nothing imported above this line may load them (app.js is imported dynamically).
+// they load, so nothing imported above this line may load them (app/gateway.js is imported dynamically).
 const telemetry = startTelemetry(config.tracing, { logger });
 
 let app: App | undefined;
@@ -57,7 +57,7 @@ process.once('SIGTERM', shutdown);
 process.once('SIGINT', shutdown);
 
 try {
-  const { createApp } = await import('./app.js');
+  const { createApp } = await import('./app/gateway.js');
   const created = await createApp(config, logger);
   app = created;
   if (shuttingDown) {

@@ -1,6 +1,7 @@
 import type pg from 'pg';
 import { BadUserInputError } from '../graphql/errors.js';
 import { type AnalyticsLoaders, createAnalyticsLoaders } from './analytics.loaders.js';
+import { createReplicaLag, type ReplicaLag } from '../db/replica-lag.js';
 import { decodeCursor, encodeCursor, pageSize } from './cursor.js';
 import type { EventFilter } from './event.args.js';
 import { EventReadRepository, type EventRow, isEventId } from './event-read.repository.js';
@@ -44,6 +45,8 @@ export const MAX_POINTS = 10_080;
 /** Most days one dailyStats call returns: ten years. */
 export const MAX_DAYS = 3_660;
 const MAX_USER_EVENTS = 100;
+/** The `freshness` source of the read replica's replay lag (present only with DATABASE_READ_URL). */
+export const REPLICA_SOURCE = 'replica';
 const SOURCE: Record<BucketUnit, string> = { minute: 'rollup_minute', hour: 'rollup_hour', day: 'rollup_day' };
 
 /**
@@ -57,16 +60,24 @@ export class AnalyticsService {
   private readonly stats: StatsRepository;
   private readonly rollups: RollupRepository;
 
-  /** `eventReadPool`, a pool with generic plans (src/db/pool.ts), serves the event reads that gain from them. */
+  private readonly replicaLag: ReplicaLag | null;
+
+  /**
+   * `eventReadPool`, a pool with generic plans (src/db/pool.ts), serves the event reads that gain
+   * from them. `readPool`, when given, serves every other read: both may be connected to a
+   * streaming replica (DATABASE_READ_URL), whose replay lag `freshness` then reports against
+   * `pool`, the primary. Nothing here writes.
+   */
   constructor(
-    pools: { readonly pool: pg.Pool; readonly eventReadPool: pg.Pool },
+    pools: { readonly pool: pg.Pool; readonly eventReadPool: pg.Pool; readonly readPool?: pg.Pool },
     private readonly cache: QueryCache,
   ) {
-    const { pool } = pools;
-    this.events = new EventReadRepository(pool, pools.eventReadPool);
-    this.users = new UserRepository(pool);
-    this.stats = new StatsRepository(pool);
-    this.rollups = new RollupRepository(pool);
+    const reads = pools.readPool ?? pools.pool;
+    this.events = new EventReadRepository(reads, pools.eventReadPool);
+    this.users = new UserRepository(reads);
+    this.stats = new StatsRepository(reads);
+    this.rollups = new RollupRepository(reads);
+    this.replicaLag = pools.readPool ? createReplicaLag({ primary: pools.pool, replica: pools.readPool }) : null;
   }
 
   scope(tenantId: string): AnalyticsScope {
@@ -172,12 +183,24 @@ export class AnalyticsService {
     );
   }
 
+  /**
+   * Each rollup's refresh time as the reads see it. On a replica that is the replica's copy of
+   * rollup_refresh, so a replica behind shows its rollups older: its lag is already in their
+   * stalenessMs. The lag itself is the `replica` entry (src/db/replica-lag.ts), which also covers
+   * what no rollup does: the events `events` and `event` read.
+   */
   async freshness(scope: AnalyticsScope): Promise<(Freshness & { stalenessMs: number })[]> {
+    const [rollups, lagMs] = await Promise.all([scope.loaders.freshness(), this.replicaLag?.lagMs()]);
     const now = Date.now();
-    return (await scope.loaders.freshness()).map((f) => ({
+    const sources = rollups.map((f) => ({
       ...f,
       stalenessMs: Math.max(0, now - f.refreshedAt.getTime()),
     }));
+    if (lagMs === undefined) return sources;
+    return [
+      ...sources,
+      { source: REPLICA_SOURCE, refreshedAt: new Date(now - lagMs), durationMs: 0, stalenessMs: lagMs },
+    ];
   }
 
   /**

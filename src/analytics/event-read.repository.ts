@@ -1,6 +1,7 @@
 import { createHash } from 'node:crypto';
 import type pg from 'pg';
-import { NewestFirstPage } from '../db/newest-first-page.js';
+import { msAbove, NewestFirstPage, newestFirstWindows } from '../db/newest-first-page.js';
+import { MAX_FUTURE_MS } from '../ingest/event-validation.js';
 
 type Queryable = Pick<pg.Pool, 'query'>;
 
@@ -52,7 +53,14 @@ export interface UserSeen {
 /** How far before a user's last known event latestByUsers looks first. */
 const RECENT_WINDOW_MS = 7 * 86_400_000;
 
-/** Statement texts are a bounded set (page() combines at most six filters), so this stays small. */
+/**
+ * No stored event is later than its receipt plus MAX_FUTURE_MS (src/ingest/event-validation.ts
+ * clamps it), so a page without a cursor or `to` starts there; the slack covers clocks of other
+ * gateway processes that run ahead of this one.
+ */
+const CLOCK_SLACK_MS = 5 * 60_000;
+
+/** Statement texts are a bounded set (page() combines at most six filters and two window shapes), so this stays small. */
 const STATEMENT_NAMES = new Map<string, string>();
 
 const toEvent = (r: Row): EventRow => ({
@@ -124,22 +132,39 @@ export class EventReadRepository {
     return rows.map(toEvent);
   }
 
-  /** One page of events matching the filter (limit rows; ask for one more to learn hasNextPage). */
+  /**
+   * One page of events matching the filter (limit rows; ask for one more to learn hasNextPage).
+   *
+   * A single newest-first walk opens every day partition its range leaves (Merge Append) before
+   * it returns a row. So the page is read in windows of recent days first (newestFirstWindows,
+   * src/db/newest-first-page.ts), each asking only for the rows still missing: a first page of a
+   * tenant with recent events reads today's partition alone. The windows' bounds are parameters,
+   * which the generic plan prunes to when it starts.
+   */
   async page(tenantId: string, query: EventQuery): Promise<EventRow[]> {
-    const page = new NewestFirstPage(tenantId);
-    if (query.type) page.where('type = ?', query.type);
-    if (query.userId) page.where('user_id = ?', query.userId);
-    if (query.sessionId) page.where('session_id = ?', query.sessionId);
-    if (query.from) page.where('occurred_at >= ?', query.from);
-    if (query.to) page.where('occurred_at < ?', query.to);
-    if (query.before) page.before(query.before, 'uuid');
-    const { where, limit } = page.finish(query.limit);
-    const { rows } = await this.run(
-      `SELECT ${COLUMNS} FROM events WHERE ${where}
-       ORDER BY occurred_at DESC, id DESC LIMIT ${limit}`,
-      page.params,
-    );
-    return rows.map(toEvent);
+    let top = Date.now() + MAX_FUTURE_MS + CLOCK_SLACK_MS;
+    if (query.to) top = Math.min(top, query.to.getTime());
+    if (query.before) top = Math.min(top, msAbove(query.before.timeUs));
+    const rows: EventRow[] = [];
+    for (const window of newestFirstWindows(top, query.from ?? null)) {
+      const page = new NewestFirstPage(tenantId);
+      if (query.type) page.where('type = ?', query.type);
+      if (query.userId) page.where('user_id = ?', query.userId);
+      if (query.sessionId) page.where('session_id = ?', query.sessionId);
+      if (query.from) page.where('occurred_at >= ?', query.from);
+      if (query.to) page.where('occurred_at < ?', query.to);
+      page.within(window.from, window.to);
+      if (query.before) page.before(query.before, 'uuid');
+      const { where, limit } = page.finish(query.limit - rows.length);
+      const result = await this.run(
+        `SELECT ${COLUMNS} FROM events WHERE ${where}
+         ORDER BY occurred_at DESC, id DESC LIMIT ${limit}`,
+        page.params,
+      );
+      for (const row of result.rows) rows.push(toEvent(row));
+      if (rows.length >= query.limit) break;
+    }
+    return rows;
   }
 
   /**

@@ -1,5 +1,5 @@
 import { Arg, Authorized, Ctx, Int, Query, Resolver } from 'type-graphql';
-import type { GatewayContext } from '../graphql/context.js';
+import type { AnalyticsContext } from './analytics-scope.js';
 import { DateTimeScalar } from '../graphql/scalars.js';
 import { analyticsScope } from './analytics-scope.js';
 import { Interval } from './interval.enum.js';
@@ -11,7 +11,7 @@ export class StatsResolver {
   @Query(() => [EventTypeStats], { description: 'Event types, most frequent first (first: 1..100, default 50).' })
   async eventTypes(
     @Arg('first', () => Int, { nullable: true }) first: number | null,
-    @Ctx() ctx: GatewayContext,
+    @Ctx() ctx: AnalyticsContext,
   ): Promise<EventTypeStats[]> {
     const { rows, asOf } = await ctx.services.analytics.eventTypes(analyticsScope(ctx), first);
     return rows.map((r) => ({ ...r, asOf }));
@@ -25,7 +25,7 @@ export class StatsResolver {
     @Arg('from', () => DateTimeScalar) from: Date,
     @Arg('to', () => DateTimeScalar) to: Date,
     @Arg('type', () => String, { nullable: true }) type: string | null,
-    @Ctx() ctx: GatewayContext,
+    @Ctx() ctx: AnalyticsContext,
   ): Promise<DailyStats[]> {
     const { rows, asOf } = await ctx.services.analytics.dailyStats(analyticsScope(ctx), from, to, type);
     return rows.map((r) => ({
@@ -47,7 +47,7 @@ export class StatsResolver {
     @Arg('interval', () => Interval) interval: Interval,
     @Arg('from', () => DateTimeScalar) from: Date,
     @Arg('to', () => DateTimeScalar) to: Date,
-    @Ctx() ctx: GatewayContext,
+    @Ctx() ctx: AnalyticsContext,
   ): Promise<MetricPoint[]> {
     const { rows, asOf } = await ctx.services.analytics.timeseries(analyticsScope(ctx), type, interval, from, to);
     return rows.map((r) => ({ ...r, asOf }));
@@ -55,7 +55,7 @@ export class StatsResolver {
 
   @Authorized('analytics:read')
   @Query(() => [ViewFreshness], { description: 'When each rollup was last brought up to date, and how stale it is.' })
-  freshness(@Ctx() ctx: GatewayContext): Promise<ViewFreshness[]> {
+  freshness(@Ctx() ctx: AnalyticsContext): Promise<ViewFreshness[]> {
     return ctx.services.analytics.freshness(analyticsScope(ctx));
   }
 }

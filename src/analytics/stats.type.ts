@@ -108,7 +108,9 @@ export class MetricPoint {
   description: 'How current one rollup is.',
 })
 export class ViewFreshness {
-  @Field(() => String, { description: 'The rollup table.' })
+  @Field(() => String, {
+    description: "The rollup table, or `replica`: the read replica's replay lag (with DATABASE_READ_URL).",
+  })
   source!: string;
 
   @Field(() => DateTimeScalar, { description: 'Every event committed before this time is in the rollup.' })

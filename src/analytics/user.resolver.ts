@@ -1,5 +1,5 @@
 import { Arg, Args, Authorized, Ctx, FieldResolver, ID, Int, Query, Resolver, Root } from 'type-graphql';
-import type { GatewayContext } from '../graphql/context.js';
+import type { AnalyticsContext } from './analytics-scope.js';
 import { SafeIntScalar } from '../graphql/scalars.js';
 import { analyticsScope } from './analytics-scope.js';
 import type { UserPage } from './analytics.service.js';
@@ -12,7 +12,7 @@ import { AnalyticsUser, UserConnection } from './user.type.js';
 export class UserResolver {
   @Authorized('analytics:read')
   @Query(() => AnalyticsUser, { nullable: true, description: "One user by the tenant's userId." })
-  user(@Arg('id', () => ID) id: string, @Ctx() ctx: GatewayContext): Promise<UserRow | null> {
+  user(@Arg('id', () => ID) id: string, @Ctx() ctx: AnalyticsContext): Promise<UserRow | null> {
     return ctx.services.analytics.user(analyticsScope(ctx), id);
   }
 
@@ -20,7 +20,7 @@ export class UserResolver {
   @Query(() => UserConnection, {
     description: 'Users, most recently seen (or most active) first, in pages of up to 100.',
   })
-  users(@Args(() => UsersArgs) args: UsersArgs, @Ctx() ctx: GatewayContext): Promise<UserPage> {
+  users(@Args(() => UsersArgs) args: UsersArgs, @Ctx() ctx: AnalyticsContext): Promise<UserPage> {
     return ctx.services.analytics.userPage(
       analyticsScope(ctx),
       args.filter ?? null,
@@ -35,7 +35,7 @@ export class UserResolver {
     @Root() user: UserRow,
     @Arg('first', () => Int, { nullable: true }) first: number | null,
     @Arg('type', () => String, { nullable: true }) type: string | null,
-    @Ctx() ctx: GatewayContext,
+    @Ctx() ctx: AnalyticsContext,
   ) {
     return ctx.services.analytics.userEvents(analyticsScope(ctx), user, first, type);
   }
@@ -44,7 +44,7 @@ export class UserResolver {
 @Resolver(() => UserConnection)
 export class UserConnectionResolver {
   @FieldResolver(() => SafeIntScalar, { description: 'Users matching the filter (counted only when asked for).' })
-  totalCount(@Root() page: UserPage, @Ctx() ctx: GatewayContext): Promise<number> {
+  totalCount(@Root() page: UserPage, @Ctx() ctx: AnalyticsContext): Promise<number> {
     return ctx.services.analytics.userCount(analyticsScope(ctx), page.filter);
   }
 }

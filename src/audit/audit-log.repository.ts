@@ -66,7 +66,10 @@ export class AuditLogRepository {
 
   /**
    * A tenant's rows, newest first: a backward walk of audit_log_tenant_time_idx from the cursor,
-   * the other filters applied to the rows it passes.
+   * the other filters applied to the rows it passes. The table is not partitioned, so the walk
+   * reads only the rows it returns or filters out: no window to narrow. `audit_log.id` in the
+   * ORDER BY is the column, not the `id::text` of the select list: rows of one instant must be in
+   * bigint order, the cursor's, or a page boundary between ids 9 and 10 would skip a row.
    */
   async page(tenantId: string, query: AuditQuery): Promise<AuditRow[]> {
     const page = new NewestFirstPage(tenantId);
@@ -96,7 +99,7 @@ export class AuditLogRepository {
               action, operation_name, result, api_key_id, key_prefix, host(ip) AS ip, user_agent, trace_id,
               request_id, details
        FROM audit_log WHERE ${where}
-       ORDER BY occurred_at DESC, id DESC LIMIT ${limit}`,
+       ORDER BY occurred_at DESC, audit_log.id DESC LIMIT ${limit}`,
       page.params,
     );
     return rows.map((r) => ({

@@ -1,5 +1,5 @@
 import { Args, Authorized, Ctx, Query, Resolver } from 'type-graphql';
-import type { GatewayContext } from '../graphql/context.js';
+import type { AuditContext } from './audit.context.js';
 import { AuditLogArgs } from './audit-log.args.js';
 import type { AuditPage } from './audit-log.service.js';
 import { AuditConnection } from './audit-log.type.js';
@@ -13,7 +13,7 @@ export class AuditLogResolver {
   })
   auditLog(
     @Args(() => AuditLogArgs) args: AuditLogArgs,
-    @Ctx() { viewer, services }: GatewayContext,
+    @Ctx() { viewer, services }: AuditContext,
   ): Promise<AuditPage> {
     return services.auditLog.page(viewer!.tenantId, args.filter ?? null, args.first ?? null, args.after ?? null);
   }

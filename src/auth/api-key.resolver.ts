@@ -1,5 +1,5 @@
 import { Arg, Authorized, Ctx, ID, Int, Mutation, Resolver } from 'type-graphql';
-import type { GatewayContext } from '../graphql/context.js';
+import type { AuthContext } from './auth.context.js';
 import { BadUserInputError } from '../graphql/errors.js';
 import type { ApiKeyRecord } from './api-key.repository.js';
 import { ApiKeyType, CreatedApiKeyType } from './api-key.type.js';
@@ -17,7 +17,7 @@ export class ApiKeyResolver {
     // Optional, so the contract's two-argument call still works; described on the mutation.
     @Arg('maxOperationCost', () => Int, { nullable: true })
     maxOperationCost: number | null,
-    @Ctx() { viewer, services }: GatewayContext,
+    @Ctx() { viewer, services }: AuthContext,
   ): Promise<CreatedApiKeyType> {
     const created = await services.apiKeys.createKey({
       tenantSlug: viewer!.tenantSlug,
@@ -32,10 +32,7 @@ export class ApiKeyResolver {
   @Mutation(() => ApiKeyType, {
     description: "Revokes a key of the caller's tenant; every replica refuses it within seconds.",
   })
-  async revokeApiKey(
-    @Arg('id', () => ID) id: string,
-    @Ctx() { viewer, services }: GatewayContext,
-  ): Promise<ApiKeyType> {
+  async revokeApiKey(@Arg('id', () => ID) id: string, @Ctx() { viewer, services }: AuthContext): Promise<ApiKeyType> {
     const revoked = await services.apiKeys.revokeKey(id, viewer!.tenantId);
     // A key of another tenant is reported exactly like a missing one.
     if (!revoked) throw new BadUserInputError('No API key with this id in your tenant');

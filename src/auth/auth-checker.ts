@@ -1,5 +1,5 @@
 import type { AuthCheckerFn } from 'type-graphql';
-import type { GatewayContext } from '../graphql/context.js';
+import type { RequestContext } from './request-context.js';
 import { ForbiddenError, UnauthenticatedError } from '../graphql/errors.js';
 import { grants, type Scope } from './scopes.js';
 
@@ -8,7 +8,7 @@ import { grants, type Scope } from './scopes.js';
  * holds none of the listed scopes (admin counts as all of them) is FORBIDDEN. `@Authorized()`
  * with no scope admits any valid key. Throwing our own errors keeps the contract's codes.
  */
-export const authChecker: AuthCheckerFn<GatewayContext, Scope> = ({ context }, required) => {
+export const authChecker: AuthCheckerFn<RequestContext, Scope> = ({ context }, required) => {
   const viewer = context.viewer;
   if (!viewer) throw new UnauthenticatedError();
   if (required.length === 0 || required.some((scope) => grants(viewer.scopes, scope))) return true;

@@ -1,4 +1,4 @@
-/** The scopes a key can hold. `admin` implies the other two within its own tenant (DESIGN.md). */
+/** The scopes a key can hold. `admin` implies the other two within its own tenant (docs/contract.md). */
 export const SCOPES = ['events:write', 'analytics:read', 'admin'] as const;
 export type Scope = (typeof SCOPES)[number];
 

@@ -1,5 +1,5 @@
 import { Authorized, Ctx, FieldResolver, Query, Resolver } from 'type-graphql';
-import type { GatewayContext } from '../graphql/context.js';
+import type { AuthContext } from './auth.context.js';
 import { CostBudgetType } from './cost-budget.type.js';
 import { ViewerType } from './viewer.type.js';
 
@@ -7,7 +7,7 @@ import { ViewerType } from './viewer.type.js';
 export class ViewerResolver {
   @Authorized()
   @Query(() => ViewerType, { description: 'Who the API key belongs to and what it may do.' })
-  viewer(@Ctx() { viewer }: GatewayContext): ViewerType {
+  viewer(@Ctx() { viewer }: AuthContext): ViewerType {
     // The auth checker has already refused a request without a viewer.
     return { tenant: viewer!.tenantSlug, keyName: viewer!.keyName, scopes: [...viewer!.scopes] };
   }
@@ -16,7 +16,7 @@ export class ViewerResolver {
     nullable: true,
     description: "The key's cost budget; null when cost limits are off (COST_MODE=off).",
   })
-  async costBudget(@Ctx() { viewer, services }: GatewayContext): Promise<CostBudgetType | null> {
+  async costBudget(@Ctx() { viewer, services }: AuthContext): Promise<CostBudgetType | null> {
     if (!services.costBudget) return null;
     // Redis unreachable: the budget is unknown, as extensions.cost then reports it (null).
     return services.costBudget.status(viewer!).catch(() => null);

@@ -27,6 +27,7 @@ const environmentSchema = z.object({
   HOST: z.string().min(1).default('127.0.0.1'),
   PORT: int(4000, 0, 65535),
   DATABASE_URL: postgresUrl.default('postgres://postgres@127.0.0.1:5432/analytics'),
+  DATABASE_READ_URL: postgresUrl.optional(),
   DATABASE_POOL_MAX: int(10, 1, 1000),
   DATABASE_CREATE_IF_MISSING: flag(true),
   MIGRATE_ON_START: flag(true),
@@ -100,6 +101,11 @@ const environmentSchema = z.object({
   COST_MAX_PER_OPERATION: int(1_000, 1, 10_000_000),
   COST_BUDGET_CAPACITY: int(20_000, 1, 1_000_000_000),
   COST_BUDGET_RESTORE_PER_MINUTE: int(20_000, 1, 1_000_000_000),
+  // Each replica takes this many points beyond an operation's cost from the shared bucket and
+  // answers the key's next operations from them without a Redis round trip (at most a tenth of
+  // the capacity); unused points go back after COST_BUDGET_LEASE_MS. 0: a round trip per charge.
+  COST_BUDGET_LEASE_POINTS: int(200, 0, 1_000_000_000),
+  COST_BUDGET_LEASE_MS: int(1_000, 50, 60_000),
   MAX_QUERY_DEPTH: int(12, 1, 1_000),
   MAX_ALIASES: int(30, 0, 100_000),
   MAX_DIRECTIVES: int(50, 0, 100_000),
@@ -134,6 +140,8 @@ export const configSchema = environmentSchema.transform((env) => ({
   },
   database: {
     url: env.DATABASE_URL,
+    /** A streaming replica for the query API's reads (src/analytics/analytics.service.ts); unset: the primary. */
+    readUrl: env.DATABASE_READ_URL,
     poolMax: env.DATABASE_POOL_MAX,
     createIfMissing: env.DATABASE_CREATE_IF_MISSING,
     migrateOnStart: env.MIGRATE_ON_START,
@@ -183,6 +191,8 @@ export const configSchema = environmentSchema.transform((env) => ({
     maxPerOperation: env.COST_MAX_PER_OPERATION,
     budgetCapacity: env.COST_BUDGET_CAPACITY,
     restorePerMinute: env.COST_BUDGET_RESTORE_PER_MINUTE,
+    leasePoints: env.COST_BUDGET_LEASE_POINTS,
+    leaseMs: env.COST_BUDGET_LEASE_MS,
   },
   requestLimits: {
     maxDepth: env.MAX_QUERY_DEPTH,

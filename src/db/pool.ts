@@ -17,11 +17,13 @@ export interface PoolOptions {
    * name their statements and pass parameters that do not change which plan is right. Default off.
    */
   readonly genericPlans?: boolean;
+  /** The server to connect to, when not `config.database.url` (a read replica). */
+  readonly url?: string;
 }
 
 export function createPool(config: Pick<Config, 'database'>, logger: Logger, options: PoolOptions = {}): pg.Pool {
   const pool = new pg.Pool({
-    connectionString: config.database.url,
+    connectionString: options.url ?? config.database.url,
     max: config.database.poolMax,
     // Fail fast when Postgres is unreachable so callers can answer SERVICE_UNAVAILABLE (or fall
     // back) instead of queueing requests behind a dead connection attempt.

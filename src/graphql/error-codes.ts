@@ -1,5 +1,5 @@
 /**
- * The `extensions.code` values clients may rely on (DESIGN.md). Adding one is a contract change;
+ * The `extensions.code` values clients may rely on (docs/contract.md). Adding one is a contract change;
  * every error a client can see carries exactly one of these.
  */
 export const ErrorCode = {

@@ -1,4 +1,4 @@
-import type { Express } from 'express';
+import type { FastifyInstance } from 'fastify';
 import type { Metrics } from '../observability/metrics.js';
 import type { Readiness } from '../observability/readiness.js';
 
@@ -7,16 +7,14 @@ import type { Readiness } from '../observability/readiness.js';
  * would not fix a database outage, so liveness must not depend on one); `/ready` checks every
  * dependency and answers 503 naming the failing ones, so a load balancer stops sending traffic.
  */
-export function mountOperationsRoutes(app: Express, deps: { readiness: Readiness; metrics: Metrics }): void {
-  // Mounted on the app itself, not a nested Router: every GraphQL request walks past these.
-  app.get('/health', (_req, res) => {
-    res.json({ status: 'ok', uptime_s: Math.round(process.uptime()) });
-  });
-  app.get('/ready', async (_req, res) => {
+export function registerOperationsRoutes(app: FastifyInstance, deps: { readiness: Readiness; metrics: Metrics }): void {
+  app.get('/health', async () => ({ status: 'ok', uptime_s: Math.round(process.uptime()) }));
+  app.get('/ready', async (_request, reply) => {
     const report = await deps.readiness.report();
-    res.status(report.status === 'ok' ? 200 : 503).json(report);
+    return reply.code(report.status === 'ok' ? 200 : 503).send(report);
   });
-  app.get('/metrics', async (_req, res) => {
-    res.type(deps.metrics.registry.contentType).send(await deps.metrics.registry.metrics());
+  app.get('/metrics', async (_request, reply) => {
+    const body = await deps.metrics.registry.metrics();
+    return reply.type(deps.metrics.registry.contentType).send(body);
   });
 }

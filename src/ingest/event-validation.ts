@@ -25,7 +25,7 @@ export type Normalized =
 
 const TYPE = /^[A-Za-z0-9_.:-]{1,128}$/;
 export const MAX_PROPERTIES_BYTES = 32 * 1024;
-/** Events stamped further ahead than this are taken to come from a wrong clock (DESIGN.md). */
+/** Events stamped further ahead than this are taken to come from a wrong clock (docs/contract.md). */
 export const MAX_FUTURE_MS = 60 * 60 * 1000;
 
 /**

@@ -1,5 +1,5 @@
 import { Arg, Authorized, Ctx, Int, Mutation, Resolver } from 'type-graphql';
-import type { GatewayContext } from '../graphql/context.js';
+import type { IngestContext } from './ingest.context.js';
 import { BadUserInputError } from '../graphql/errors.js';
 import { DateTimeScalar } from '../graphql/scalars.js';
 import { EventInput } from './event-input.type.js';
@@ -15,7 +15,7 @@ export class IngestResolver {
   })
   async recordEvent(
     @Arg('input', () => EventInput) input: EventInput,
-    @Ctx() { viewer, services }: GatewayContext,
+    @Ctx() { viewer, services }: IngestContext,
   ): Promise<RecordEventPayload> {
     const result = await services.ingest.record(viewer!.tenantId, [input]);
     const error = result.errors[0];
@@ -31,7 +31,7 @@ export class IngestResolver {
   async recordEvents(
     @Arg('events', () => [EventInput]) events: EventInput[],
     @Arg('sentAt', () => DateTimeScalar, { nullable: true }) sentAt: Date | null,
-    @Ctx() { viewer, services }: GatewayContext,
+    @Ctx() { viewer, services }: IngestContext,
   ): Promise<RecordEventsPayload> {
     const result = await services.ingest.record(viewer!.tenantId, events, sentAt ?? undefined);
     return { accepted: result.accepted, duplicates: result.duplicates, ids: result.ids, errors: result.errors };
@@ -43,7 +43,7 @@ export class IngestResolver {
   })
   async replayDeadLetters(
     @Arg('limit', () => Int, { nullable: true }) limit: number | null,
-    @Ctx() { viewer, services }: GatewayContext,
+    @Ctx() { viewer, services }: IngestContext,
   ): Promise<number> {
     const n = limit ?? 100;
     if (n < 1 || n > MAX_REPLAY) throw new BadUserInputError(`limit must be 1..${MAX_REPLAY}`);

@@ -6,7 +6,7 @@ import { maskSecrets } from './mask-secrets.js';
 export type { Logger } from 'pino';
 
 /**
- * Paths removed from every log line. Headers are logged by pino-http's request serializer; the
+ * Paths removed from every log line. Headers are never put on the request line (http/request-log.ts); the
  * config object is never logged whole, but a stray `log.info({ config })` must not leak the key.
  */
 const REDACT_PATHS = [

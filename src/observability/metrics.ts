@@ -3,7 +3,7 @@ import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom
 /**
  * Every metric the gateway exports, in one place. Each app instance gets its own registry so two
  * gateways in one process (tests, or API and worker roles side by side) never collide.
- * Names follow the public contract in DESIGN.md and the issues; label sets are bounded.
+ * Names follow the public contract in docs/contract.md; label sets are bounded.
  */
 export function createMetrics() {
   const registry = new Registry();

@@ -1,4 +1,4 @@
-import { randomBytes } from 'node:crypto';
+import { randomFillSync } from 'node:crypto';
 import type { IncomingMessage } from 'node:http';
 import { isSpanContextValid, trace } from '@opentelemetry/api';
 
@@ -13,6 +13,19 @@ const ZERO_TRACE = '0'.repeat(32);
 const ZERO_SPAN = '0'.repeat(16);
 
 const assigned = new WeakMap<IncomingMessage, RequestTraceIds>();
+
+// Random bytes drawn 4 KiB at a time (as randomUUID does): one call into the system's generator
+// per 170 requests instead of two per request.
+const pool = Buffer.alloc(4096);
+let used = pool.length;
+function randomHex(bytes: number): string {
+  if (used + bytes > pool.length) {
+    randomFillSync(pool);
+    used = 0;
+  }
+  used += bytes;
+  return pool.toString('hex', used - bytes, used);
+}
 
 /**
  * Trace ids for a request served without the OpenTelemetry SDK (no exporter configured, see
@@ -30,7 +43,7 @@ export function assignRequestTraceIds(req: IncomingMessage): RequestTraceIds | u
   const header = req.headers.traceparent;
   const caller = typeof header === 'string' ? TRACEPARENT.exec(header.trim().toLowerCase()) : null;
   const callerTrace = caller && caller[1] !== ZERO_TRACE && caller[2] !== ZERO_SPAN ? caller[1]! : undefined;
-  const ids = { trace_id: callerTrace ?? randomBytes(16).toString('hex'), span_id: randomBytes(8).toString('hex') };
+  const ids = { trace_id: callerTrace ?? randomHex(16), span_id: randomHex(8) };
   assigned.set(req, ids);
   return ids;
 }

@@ -48,7 +48,7 @@ const HOOKED_PACKAGES = ['http', 'https', 'pg', 'pg-pool', 'graphql', 'ioredis']
  * The OpenTelemetry SDK: spans per request, per operation and per non-trivial resolver, with pg
  * and Redis spans under the resolver that issued them, continuing a caller's W3C `traceparent`.
  *
- * Must run before pg, ioredis, graphql, express or node:http are imported anywhere in the
+ * Must run before pg, ioredis, graphql, fastify or node:http are imported anywhere in the
  * process: the instrumentations patch those modules as they load, and a module loaded earlier
  * stays unpatched. Hence main.ts starts telemetry first and imports the app dynamically after.
  *

@@ -1,7 +1,7 @@
 import type { ApolloServerPlugin } from '@apollo/server';
 import { Kind, type OperationDefinitionNode } from 'graphql';
 import { auditEntry, type AuditEntry, type AuditResult } from '../audit/audit-entry.js';
-import type { GatewayContext } from '../graphql/context.js';
+import type { RequestContext } from '../auth/request-context.js';
 import { ErrorCode } from '../graphql/error-codes.js';
 import { isExposed } from '../graphql/format-error.js';
 
@@ -56,7 +56,7 @@ const codeOf = (error: unknown): string | undefined => {
  * Rows are built in willSendResponse and handed to the writer, which queues them: nothing here
  * waits on Postgres.
  */
-export function auditLogPlugin(options: AuditLogPluginOptions): ApolloServerPlugin<GatewayContext> {
+export function auditLogPlugin(options: AuditLogPluginOptions): ApolloServerPlugin<RequestContext> {
   const auditedQueryFields = new Set(options.auditedQueryFields ?? ['auditLog']);
   const limitCodes = new Set<string>(
     options.limitCodes ?? [ErrorCode.COST_LIMIT_EXCEEDED, ErrorCode.RATE_LIMITED, ErrorCode.PAYLOAD_TOO_LARGE],

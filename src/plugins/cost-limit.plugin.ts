@@ -1,5 +1,5 @@
 import type { ApolloServerPlugin } from '@apollo/server';
-import type { GatewayContext } from '../graphql/context.js';
+import type { RequestContext } from '../auth/request-context.js';
 import { ErrorCode } from '../graphql/error-codes.js';
 import type { Admission, CostLimits } from './cost/cost-limits.js';
 
@@ -25,7 +25,7 @@ export interface CostLimitPluginOptions {
  * `extensions.cost` on the response, with `Retry-After` when the budget ran short. Each operation
  * of a batched request goes through this on its own.
  */
-export function costLimitPlugin(options: CostLimitPluginOptions): ApolloServerPlugin<GatewayContext> {
+export function costLimitPlugin(options: CostLimitPluginOptions): ApolloServerPlugin<RequestContext> {
   const { limits } = options;
   const report = (options.reportInExtensions ?? true) && limits.mode !== 'off';
   return {
@@ -46,7 +46,8 @@ export function costLimitPlugin(options: CostLimitPluginOptions): ApolloServerPl
             document,
             operation,
             variables: request.variables,
-            logger: contextValue.logger,
+            // Read only when a refusal is logged: the request's logger is made on first use.
+            logger: () => contextValue.logger,
           });
           if (admission.error) throw admission.error;
         },

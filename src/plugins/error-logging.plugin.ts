@@ -1,6 +1,6 @@
 import type { ApolloServerPlugin } from '@apollo/server';
 import { unwrapResolverError } from '@apollo/server/errors';
-import type { GatewayContext } from '../graphql/context.js';
+import type { RequestContext } from '../auth/request-context.js';
 import { isExposed } from '../graphql/format-error.js';
 import type { Logger } from '../observability/logger.js';
 
@@ -9,7 +9,7 @@ import type { Logger } from '../observability/logger.js';
  * id once tracing is on), so the generic "Internal server error" a client sees can be traced to
  * its cause. Exposed errors (bad input, auth) are expected traffic and are not logged here.
  */
-export function errorLoggingPlugin(logger: Logger): ApolloServerPlugin<GatewayContext> {
+export function errorLoggingPlugin(logger: Logger): ApolloServerPlugin<RequestContext> {
   return {
     async contextCreationDidFail({ error }) {
       if (!isExposed({}, error)) logger.error({ err: error }, 'building the request context failed');

@@ -1,6 +1,6 @@
 import { performance } from 'node:perf_hooks';
 import type { GraphQLRequestContext, GraphQLRequestListener } from '@apollo/server';
-import type { GatewayContext } from '../graphql/context.js';
+import type { RequestContext } from '../auth/request-context.js';
 import { ErrorCode } from '../graphql/error-codes.js';
 import type { Logger } from '../observability/logger.js';
 
@@ -64,9 +64,9 @@ const requests = new WeakMap<object, RequestState>();
  * the log line; the report is built once per request, whichever plugin asks first.
  */
 export function reportingListener(
-  requestContext: GraphQLRequestContext<GatewayContext>,
-  finished: (report: OperationReport, requestContext: GraphQLRequestContext<GatewayContext>) => void,
-): GraphQLRequestListener<GatewayContext> {
+  requestContext: GraphQLRequestContext<RequestContext>,
+  finished: (report: OperationReport, requestContext: GraphQLRequestContext<RequestContext>) => void,
+): GraphQLRequestListener<RequestContext> {
   let state = requests.get(requestContext.request);
   if (!state) requests.set(requestContext.request, (state = { started: performance.now(), executed: false }));
   const shared = state;
@@ -82,8 +82,8 @@ export function reportingListener(
 }
 
 function reportOf(
-  rc: GraphQLRequestContext<GatewayContext>,
-  requestContext: GraphQLRequestContext<GatewayContext>,
+  rc: GraphQLRequestContext<RequestContext>,
+  requestContext: GraphQLRequestContext<RequestContext>,
   state: RequestState,
 ): OperationReport {
   const body = rc.response.body!;

@@ -2,7 +2,7 @@ import { performance } from 'node:perf_hooks';
 import { ROOT_CONTEXT, SpanKind, context, trace, type Span } from '@opentelemetry/api';
 import { suppressTracing } from '@opentelemetry/core';
 import { getOperationAST, type ExecutionArgs, type ExecutionResult } from 'graphql';
-import type { GatewayContext } from '../graphql/context.js';
+import type { RequestContext } from '../auth/request-context.js';
 import type { Logger } from '../observability/logger.js';
 import { errorCodesOf, type OperationObserver, type OperationReport } from './operation-report.js';
 
@@ -93,7 +93,7 @@ export function createSubscriptionObserver(observers: readonly OperationObserver
         durationMs: performance.now() - started,
         errorCodes: errorCodesOf(errors),
       };
-      const log = (args.contextValue as GatewayContext | undefined)?.logger ?? logger;
+      const log = (args.contextValue as RequestContext | undefined)?.logger ?? logger;
       if (!span) return report(r, log);
       context.with(trace.setSpan(ROOT_CONTEXT, span), () => report(r, log));
       span.setAttribute('graphql.operation.outcome', r.outcome);

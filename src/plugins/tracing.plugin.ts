@@ -3,7 +3,7 @@ import type { ApolloServerPlugin } from '@apollo/server';
 import { SpanStatusCode, trace } from '@opentelemetry/api';
 import { ATTR_HTTP_ROUTE } from '@opentelemetry/semantic-conventions';
 import { isObjectType, type GraphQLFieldResolver, type GraphQLSchema } from 'graphql';
-import type { GatewayContext } from '../graphql/context.js';
+import type { RequestContext } from '../auth/request-context.js';
 import { ErrorCode } from '../graphql/error-codes.js';
 import type { Metrics } from '../observability/metrics.js';
 import { OperationNameLabels } from './operation-name.labels.js';
@@ -40,7 +40,7 @@ type Observe = (seconds: number) => void;
  * coordinates, a set bounded by the schema, and each label's series is bound once, up front. The
  * wrapping is independent of OpenTelemetry, so the metric works with TRACING_ENABLED=false.
  */
-export function tracingPlugin(options: TracingPluginOptions): ApolloServerPlugin<GatewayContext> & OperationObserver {
+export function tracingPlugin(options: TracingPluginOptions): ApolloServerPlugin<RequestContext> & OperationObserver {
   const { metrics } = options;
   const names = new OperationNameLabels(options.maxOperationNames ?? 100);
   const observe = (report: OperationReport) =>

@@ -7,7 +7,7 @@ import {
   type ExecutionResult,
 } from 'graphql';
 import type { WebSocket } from 'ws';
-import type { GatewayContext } from '../graphql/context.js';
+import type { RequestContext } from '../auth/request-context.js';
 import type { Metrics } from '../observability/metrics.js';
 
 type Results = Map<string, ExecutionResult | Promise<ExecutionResult>>;
@@ -61,7 +61,7 @@ export function createSubscriptionFanout(deps: { metrics: Metrics }) {
     async subscribe(args: ExecutionArgs): Promise<AsyncIterableIterator<ExecutionResult> | ExecutionResult> {
       const source = await createSourceEventStream(args);
       if (!(Symbol.asyncIterator in source)) return source;
-      const context = args.contextValue as GatewayContext | undefined;
+      const context = args.contextValue as RequestContext | undefined;
       const operation = getOperationAST(args.document, args.operationName);
       const rootField = operation?.selectionSet.selections[0];
       const field = rootField?.kind === 'Field' ? rootField.name.value : 'unknown';

@@ -4,12 +4,10 @@ import { CloseCode } from 'graphql-ws';
 import { useServer } from 'graphql-ws/use/ws';
 import { WebSocketServer } from 'ws';
 import { randomUUID } from 'node:crypto';
-import { auditEntry, presentedKeyPrefix, requestClient, type AuditEntry } from '../audit/audit-entry.js';
-import { parseBearerToken } from '../auth/bearer-token.js';
-import type { KeyVerifier } from '../auth/key-verifier.js';
+import { auditEntry, requestClient, type AuditEntry, type RequestClient } from '../audit/audit-entry.js';
+import type { RequestContext } from '../auth/request-context.js';
 import { grants } from '../auth/scopes.js';
 import type { Viewer } from '../auth/viewer.js';
-import type { GatewayContext, Services } from '../graphql/context.js';
 import { ErrorCode } from '../graphql/error-codes.js';
 import type { Logger } from '../observability/logger.js';
 import type { Metrics } from '../observability/metrics.js';
@@ -50,8 +48,18 @@ export function createWebSocketServer(
   deps: {
     httpServer: Server;
     schema: GraphQLSchema;
-    keyVerifier: KeyVerifier;
-    services: Services;
+    /**
+     * The key in `connectionParams.authorization` to a viewer (app/context.ts, shared with HTTP):
+     * null without one; throws UNAUTHENTICATED for a bad key (its audit row already queued) and
+     * SERVICE_UNAVAILABLE when it cannot be checked.
+     */
+    authenticate: (caller: {
+      transport: 'websocket';
+      authorization: unknown;
+      client: RequestClient;
+    }) => Promise<Viewer | null>;
+    /** A subscription's context (app/context.ts), built once per subscription. */
+    context: (viewer: Viewer | null, fields: { requestId: string; logger: Logger }) => RequestContext;
     logger: Logger;
     metrics: Metrics;
     /** Refused connections and subscriptions become audit rows, as over HTTP. */
@@ -101,32 +109,33 @@ export function createWebSocketServer(
       onOperation: (ctx, id, _payload, args, result) => observer.operated(ctx.extra, id, args, result),
       onConnect: async (ctx) => {
         const socket = ctx.extra.socket;
-        const raw = ctx.connectionParams?.authorization;
-        let viewer: Viewer | undefined;
-        let token: string | undefined;
+        const client = requestClient(ctx.extra.request);
+        let viewer: Viewer | null;
         try {
-          // A bare key is accepted as well as "Bearer <key>".
-          token =
-            typeof raw === 'string' && !/^\s*bearer\s/i.test(raw) ? raw.trim() : parseBearerToken(raw ?? undefined);
-          viewer = token ? await deps.keyVerifier.verify(token) : undefined;
+          viewer = await deps.authenticate({
+            transport: 'websocket',
+            authorization: ctx.connectionParams?.authorization,
+            client,
+          });
         } catch (err) {
           if ((err as { extensions?: { code?: string } }).extensions?.code === ErrorCode.SERVICE_UNAVAILABLE) {
             socket.close(CloseCode.InternalServerError, 'Service unavailable');
             return false;
           }
-          viewer = undefined;
+          viewer = null;
         }
-        const client = requestClient(ctx.extra.request);
         if (!viewer) {
-          deps.audit?.record(
-            auditEntry({
-              action: 'authenticate',
-              result: 'unauthenticated',
-              client,
-              keyPrefix: presentedKeyPrefix(token),
-              details: { transport: 'websocket' },
-            }),
-          );
+          // A bad key was audited by authenticate(); a missing one is audited here.
+          if (!ctx.connectionParams?.authorization) {
+            deps.audit?.record(
+              auditEntry({
+                action: 'authenticate',
+                result: 'unauthenticated',
+                client,
+                details: { transport: 'websocket', reason: 'no key in connectionParams.authorization' },
+              }),
+            );
+          }
           metrics.subscriptionsRefused.inc({ reason: 'unauthenticated' });
           socket.close(CloseCode.Unauthorized, 'Unauthorized');
           return false;
@@ -211,21 +220,9 @@ export function createWebSocketServer(
         const state = stateOf(ctx.extra);
         for (const id of [...state.subscriptions]) release(state, id);
       },
-      context: (ctx): GatewayContext => {
-        const viewer = stateOf(ctx.extra).viewer ?? null;
+      context: (ctx) => {
         const requestId = randomUUID();
-        const { services } = deps;
-        return {
-          viewer,
-          requestId,
-          logger: log.child({ requestId }),
-          services,
-          // One context serves every push of a subscription, for as long as it runs: DataLoaders
-          // built once would cache every user they ever loaded. Fresh ones on each use instead.
-          get analytics() {
-            return viewer ? services.analytics.scope(viewer.tenantId) : null;
-          },
-        };
+        return deps.context(stateOf(ctx.extra).viewer ?? null, { requestId, logger: log.child({ requestId }) });
       },
     },
     wss,

@@ -109,7 +109,7 @@ export function createCostLimits(
       document: DocumentNode;
       operation: OperationDefinitionNode;
       variables: Record<string, unknown> | undefined;
-      logger?: Logger;
+      logger?: () => Logger;
     }): Promise<Admission> {
       const { viewer, document, operation } = input;
       const maxOperationCost = budget.maxOperationCostOf(viewer ?? { maxOperationCost: null });
@@ -129,7 +129,7 @@ export function createCostLimits(
       const refuse = (reason: Reason, error: GatewayError, found: Record<string, unknown>): Admission | undefined => {
         metrics.costRejections.inc({ reason, mode: labelMode });
         if (labelMode === 'enforce') return { ...admission, error };
-        (input.logger ?? log).info(
+        (input.logger?.() ?? log).info(
           { reason, ...found, operationName: operation.name?.value ?? null },
           'operation over a limit, served because COST_MODE=measure',
         );

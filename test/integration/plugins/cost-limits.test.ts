@@ -106,6 +106,9 @@ describe('cost limits', () => {
       ...apiOnly,
       COST_BUDGET_CAPACITY: '100',
       COST_BUDGET_RESTORE_PER_MINUTE: '1',
+      // Exact figures across replicas: every charge goes to the shared bucket (leases are tested
+      // in cost-budget.test.ts).
+      COST_BUDGET_LEASE_POINTS: '0',
       MAX_QUERY_DEPTH: '4',
       MAX_ALIASES: '2',
       MAX_DIRECTIVES: '1',
@@ -347,7 +350,13 @@ describe('cost limits', () => {
   it('serves without a budget while Redis is unreachable (fail-open), and counts it', async () => {
     const proxy = await createTcpProxy(Number(new URL(REDIS_URL).port || 6379));
     const gateway = await startGateway(
-      isolation.env({ ROLE: 'api', MIGRATE_ON_START: 'false', REDIS_URL: `redis://127.0.0.1:${proxy.port}` }),
+      isolation.env({
+        ROLE: 'api',
+        MIGRATE_ON_START: 'false',
+        REDIS_URL: `redis://127.0.0.1:${proxy.port}`,
+        // Without a lease to spend meanwhile, the first charge after the cut meets the outage.
+        COST_BUDGET_LEASE_POINTS: '0',
+      }),
     );
     try {
       const key = await newKey('redis-down');

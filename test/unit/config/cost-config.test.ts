@@ -10,6 +10,8 @@ describe('loadConfig: cost and request limits', () => {
       maxPerOperation: 1000,
       budgetCapacity: 20_000,
       restorePerMinute: 20_000,
+      leasePoints: 200,
+      leaseMs: 1_000,
     });
     assert.deepEqual(config.requestLimits, {
       maxDepth: 12,

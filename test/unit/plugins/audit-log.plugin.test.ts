@@ -4,7 +4,7 @@ import { ApolloServer } from '@apollo/server';
 import { maxDepthRule } from '@escape.tech/graphql-armor-max-depth';
 import { GraphQLError, buildSchema } from 'graphql';
 import type { AuditEntry } from '../../../src/audit/audit-entry.js';
-import type { GatewayContext } from '../../../src/graphql/context.js';
+import type { GatewayContext } from '../../../src/app/context.js';
 import { ForbiddenError } from '../../../src/graphql/errors.js';
 import { auditLogPlugin } from '../../../src/plugins/audit-log.plugin.js';
 

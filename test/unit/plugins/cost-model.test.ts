@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { before, describe, it } from 'node:test';
 import { extendSchema, getOperationAST, parse, type GraphQLSchema } from 'graphql';
-import { buildGatewaySchema } from '../../../src/graphql/schema.js';
+import { buildGatewaySchema } from '../../../src/app/schema.js';
 import { costModel, TooManyNodesError, type CostModel } from '../../../src/plugins/cost/cost-model.js';
 
 describe('cost model', () => {

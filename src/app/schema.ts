@@ -11,7 +11,7 @@ import { authChecker } from '../auth/auth-checker.js';
 import { ViewerResolver } from '../auth/viewer.resolver.js';
 import { IngestResolver } from '../ingest/ingest.resolver.js';
 import { RealtimeResolver } from '../realtime/realtime.resolver.js';
-import { DateTimeScalar, JSONScalar, SafeIntScalar } from './scalars.js';
+import { DateTimeScalar, JSONScalar, SafeIntScalar } from '../graphql/scalars.js';
 
 /** Every resolver class of the public API; adding a capability means adding it here. */
 const RESOLVERS = [
@@ -58,7 +58,7 @@ export async function buildGatewaySchema(pubSub: PubSub = NO_PUBSUB): Promise<Gr
   return new GraphQLSchema({ ...config, types: [...config.types, ...missing] });
 }
 
-/** schema/schema.graphql at the package root (this module runs from dist/src/graphql). */
+/** schema/schema.graphql at the package root (this module runs from dist/src/app). */
 export const SCHEMA_FILE = fileURLToPath(new URL('../../../schema/schema.graphql', import.meta.url));
 
 /** The SDL checked in as schema/schema.graphql: sorted, so only real changes show as drift. */

@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { readFile } from 'node:fs/promises';
 import { describe, it } from 'node:test';
-import { SCHEMA_FILE, buildGatewaySchema, printGatewaySchema } from '../../../src/graphql/schema.js';
+import { SCHEMA_FILE, buildGatewaySchema, printGatewaySchema } from '../../../src/app/schema.js';
 
 describe('schema/schema.graphql', () => {
   it('is exactly what the type-graphql classes emit (run `npm run schema` after changing them)', async () => {
