@@ -34,6 +34,8 @@ const { values } = parseArgs({
     clients: { type: 'string', default: '8' },
     'baseline-seconds': { type: 'string', default: '3' },
     profile: { type: 'boolean', default: false },
+    // The gateway's PERSIST_MODE: how the persist worker writes a batch (copy or unnest).
+    'persist-mode': { type: 'string', default: 'copy' },
   },
 });
 
@@ -47,6 +49,8 @@ const warmup = numberOption('warmup', values.warmup, 0);
 const clients = Math.floor(numberOption('clients', values.clients, 1));
 const baselineSeconds = numberOption('baseline-seconds', values['baseline-seconds'], 0.5);
 const profile = values.profile;
+const persistMode = values['persist-mode'];
+if (persistMode !== 'copy' && persistMode !== 'unnest') throw new Error(`--persist-mode must be copy or unnest`);
 
 const KEY = 'agk_bench-ingest-key-000000000000000000000000000000';
 const TARGET_EVENTS_PER_S = 50_000;
@@ -170,12 +174,13 @@ function gatewayEnv(port: number) {
     // One key sends everything: a cost budget this load cannot exhaust.
     COST_BUDGET_CAPACITY: '1000000000',
     COST_BUDGET_RESTORE_PER_MINUTE: '1000000000',
+    PERSIST_MODE: persistMode,
   });
 }
 
 /** The gateway's own reading of that environment: how many persist loops it runs. */
 const gatewayConfig = loadConfig(gatewayEnv(0));
-const persistLoops = `${gatewayConfig.streams.partitions * gatewayConfig.persist.concurrency} loops (STREAM_PARTITIONS=${gatewayConfig.streams.partitions} × PERSIST_CONCURRENCY=${gatewayConfig.persist.concurrency})`;
+const persistLoops = `${gatewayConfig.streams.partitions * gatewayConfig.persist.concurrency} loops (STREAM_PARTITIONS=${gatewayConfig.streams.partitions} × PERSIST_CONCURRENCY=${gatewayConfig.persist.concurrency}, PERSIST_MODE=${gatewayConfig.persist.mode})`;
 
 async function startGateway(profileDir?: string): Promise<Gateway> {
   const port = await closedPort();

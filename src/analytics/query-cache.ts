@@ -1,5 +1,6 @@
 import { createHash } from 'node:crypto';
 import type { Redis } from 'ioredis';
+import { queryCacheKeys } from '../redis/keys.js';
 import type { Logger } from '../observability/logger.js';
 import type { Metrics } from '../observability/metrics.js';
 
@@ -32,7 +33,8 @@ export function createQueryCache(
 ) {
   const { redis, keyPrefix, metrics } = deps;
   const log = deps.logger.child({ component: 'query-cache' });
-  const generationKey = (tenantId: string) => `${keyPrefix}qc:{${tenantId}}:gen`;
+  const cacheKeys = queryCacheKeys(keyPrefix);
+  const generationKey = cacheKeys.generation;
 
   async function get<T>(
     tenantId: string,
@@ -43,7 +45,7 @@ export function createQueryCache(
     revive: (stored: T) => T,
   ): Promise<T> {
     if (!options.enabled) return compute();
-    const key = `${keyPrefix}qc:{${tenantId}}:${field}:${createHash('sha256').update(stableJson(args)).digest('base64url')}`;
+    const key = cacheKeys.entry(tenantId, field, createHash('sha256').update(stableJson(args)).digest('base64url'));
     let generation: string;
     try {
       const [gen, stored] = await redis.mget(generationKey(tenantId), key);

@@ -11,9 +11,9 @@ import { createWindowPublisher } from '../realtime/window.publisher.js';
 import type { WindowStore } from '../realtime/window-store.js';
 import type { LiveFeed } from '../realtime/live-feed.js';
 import { createRedis, type Redis } from '../redis/create-redis.js';
-import { createPersistWorker } from '../streams/persist.worker.js';
+import { createPersistWorker } from '../ingest/persist.worker.js';
 import type { createStreamMaintenanceWorker } from '../streams/stream-maintenance.worker.js';
-import type { StreamKeys } from '../streams/stream-keys.js';
+import type { StreamKeys } from '../redis/keys.js';
 
 type StreamMaintenance = ReturnType<typeof createStreamMaintenanceWorker>;
 
@@ -57,7 +57,7 @@ export function createStreamWorkers(deps: StreamWorkersDeps): Worker[] {
   const persist = createPersistWorker({ pool, connect, keys, config, logger, metrics });
   const publisher = createWindowPublisher(
     { redis, store: windows, feed, logger, metrics },
-    { intervalMs: config.realtime.pushIntervalMs, graceMs: config.realtime.graceMs, keyPrefix: config.redis.keyPrefix },
+    { intervalMs: config.realtime.pushIntervalMs, graceMs: config.realtime.graceMs },
   );
   // The aggregate worker reports counted events without their stream positions, which
   // eventRecorded's cursors carry: this store remembers them (stream-positions.ts).

@@ -1,13 +1,11 @@
 import type pg from 'pg';
 import type { Redis } from '../redis/create-redis.js';
+import { revocationChannel } from '../redis/keys.js';
 import type { Logger } from '../observability/logger.js';
 import { BadUserInputError } from '../graphql/errors.js';
 import { apiKeyPrefix, generateApiKey, hashApiKey } from './api-key.js';
 import { ApiKeyRepository, type ApiKeyRecord } from './api-key.repository.js';
 import { isScope, type Scope } from './scopes.js';
-
-/** The Redis channel on which every replica hears of revoked keys (see key-verifier.ts). */
-export const revocationChannel = (redisKeyPrefix: string) => `${redisKeyPrefix}auth:revoked`;
 
 export const BOOTSTRAP_TENANT = 'demo';
 const TENANT_SLUG = /^[a-z0-9][a-z0-9-]{0,62}$/;

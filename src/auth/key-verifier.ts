@@ -8,7 +8,7 @@ import type { Metrics } from '../observability/metrics.js';
 import type { Redis } from '../redis/create-redis.js';
 import { apiKeyPrefix, hashApiKey } from './api-key.js';
 import { ApiKeyRepository } from './api-key.repository.js';
-import { revocationChannel } from './api-key.service.js';
+import { revocationChannel } from '../redis/keys.js';
 import type { Viewer } from './viewer.js';
 
 type Entry =

@@ -69,6 +69,8 @@ const environmentSchema = z.object({
   PERSIST_RETRY_MAX_MS: int(10_000, 10, 600_000),
   // Consumer loops per partition in each worker process: overlapping round trips raises throughput.
   PERSIST_CONCURRENCY: int(2, 1, 16),
+  // How a batch reaches Postgres: COPY into a staging table, or one INSERT of unnest(arrays).
+  PERSIST_MODE: z.enum(['copy', 'unnest']).default('copy'),
   // Rollups are refreshed every ROLLUP_REFRESH_INTERVAL_MS by one replica; staleness beyond
   // ROLLUP_MAX_STALENESS_MS is logged as an error on every round until it recovers.
   ROLLUP_REFRESH_INTERVAL_MS: int(15_000, 100, 3_600_000),
@@ -169,6 +171,7 @@ export const configSchema = environmentSchema.transform((env) => ({
     maxDeliveries: env.PERSIST_MAX_DELIVERIES,
     retryMaxMs: env.PERSIST_RETRY_MAX_MS,
     concurrency: env.PERSIST_CONCURRENCY,
+    mode: env.PERSIST_MODE,
   },
   rollups: {
     refreshIntervalMs: env.ROLLUP_REFRESH_INTERVAL_MS,

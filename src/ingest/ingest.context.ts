@@ -1,5 +1,5 @@
 import type { RequestContext } from '../auth/request-context.js';
-import type { DeadLetterService } from '../streams/dead-letters.js';
+import type { DeadLetterService } from './dead-letter-replay.js';
 import type { IngestService } from './ingest.service.js';
 
 /** What the ingestion resolvers reach. */

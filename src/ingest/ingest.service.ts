@@ -5,7 +5,7 @@ import { PayloadTooLargeError, ServiceUnavailableError } from '../graphql/errors
 import type { Logger } from '../observability/logger.js';
 import type { Metrics } from '../observability/metrics.js';
 import type { Redis } from '../redis/create-redis.js';
-import { StreamBacklogFullError, type EventStream } from '../streams/event-stream.js';
+import { StreamBacklogFullError, type EventStream } from './event-stream.js';
 import { EventRepository } from './event.repository.js';
 import { normalizeEvent, type EventInputLike } from './event-validation.js';
 import type { StreamEvent } from './stream-event.js';

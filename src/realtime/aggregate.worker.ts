@@ -2,14 +2,12 @@ import { decodeStreamEvent, type StreamEvent } from '../ingest/stream-event.js';
 import type { Logger } from '../observability/logger.js';
 import type { Metrics } from '../observability/metrics.js';
 import type { Redis } from '../redis/create-redis.js';
-import { consumerName, runConsumerLoop } from '../streams/consumer-loop.js';
-import { ensureGroup, fieldsOf, type StreamEntry } from '../streams/stream-entries.js';
-import { CONSUMER_GROUPS, type StreamKeys } from '../streams/stream-keys.js';
+import { createConsumerGroup, type ConsumerBatch } from '../streams/consumer-group.js';
+import { fieldsOf } from '../streams/stream-entries.js';
+import { CONSUMER_GROUPS, type StreamKeys } from '../redis/keys.js';
 import type { AggregateEntry, TouchedWindow, WindowStore } from './window-store.js';
 
 const GROUP = CONSUMER_GROUPS.aggregate;
-/** How long an idle read blocks: bounds how long stop() waits for a loop to notice. */
-const IDLE_BLOCK_MS = 500;
 const BATCH_SIZE = 1_000;
 
 export interface AggregateWorkerOptions {
@@ -36,15 +34,24 @@ export function createAggregateWorker(
   },
   options: AggregateWorkerOptions,
 ) {
-  const { keys, store, metrics } = deps;
-  const consumer = consumerName();
-  const log = deps.logger.child({ worker: 'aggregate', consumer });
-  const connections: Redis[] = [];
-  let running = false;
-  let loops: Promise<void>[] = [];
+  const { store, metrics } = deps;
   let lastAppliedAt: number | undefined;
+  // One consumer per partition, each batch applied in one read: the script's cost grows with the
+  // windows a batch touches, not its events, so waiting to fill a batch would only add latency.
+  const group = createConsumerGroup(deps, {
+    group: GROUP,
+    batchSize: BATCH_SIZE,
+    batchWaitMs: 0,
+    claimIdleMs: options.claimIdleMs,
+    // No dead-lettering here: the batch script acknowledges entries it cannot count, and replaying
+    // a dead letter would count it twice (the persist group dead-letters poison events).
+    concurrency: 1,
+    // A failed script counted and acknowledged nothing: the entries stay pending.
+    backoffMs: (failures) => Math.min(5_000, 100 * 2 ** Math.min(failures, 6)),
+    handle: (batch) => applyBatch(batch),
+  });
 
-  async function applyBatch(partition: number, me: string, entries: StreamEntry[]): Promise<void> {
+  async function applyBatch({ partition, consumer: me, entries }: ConsumerBatch): Promise<void> {
     const started = performance.now();
     const parsed: AggregateEntry[] = entries.map(([entryId, raw]) => {
       try {
@@ -64,67 +71,10 @@ export function createAggregateWorker(
     lastAppliedAt = Date.now();
   }
 
-  async function loop(partition: number): Promise<void> {
-    const me = `${consumer}-${partition}`;
-    const redis = deps.connect(`aggregate-${partition}`);
-    connections.push(redis);
-    const stream = keys.stream(partition);
-    await runConsumerLoop({
-      redis,
-      running: () => running,
-      idleBlockMs: IDLE_BLOCK_MS,
-      maintainEveryMs: Math.max(100, Math.min(options.claimIdleMs / 2, 5_000)),
-      maintain: async () => {
-        await ensureGroup(redis, stream, GROUP);
-        let cursor = '0-0';
-        do {
-          const [next, claimed] = (await redis.xautoclaim(
-            stream,
-            GROUP,
-            me,
-            options.claimIdleMs,
-            cursor,
-            'COUNT',
-            BATCH_SIZE,
-          )) as [string, StreamEntry[]];
-          cursor = next;
-          if (claimed.length) await applyBatch(partition, me, claimed);
-        } while (running && cursor !== '0-0');
-      },
-      step: async () => {
-        const reply = (await redis.xreadgroup(
-          'GROUP',
-          GROUP,
-          me,
-          'COUNT',
-          BATCH_SIZE,
-          'BLOCK',
-          IDLE_BLOCK_MS,
-          'STREAMS',
-          stream,
-          '>',
-        )) as [string, StreamEntry[]][] | null;
-        const entries = reply?.[0]?.[1] ?? [];
-        if (entries.length) await applyBatch(partition, me, entries);
-      },
-      // A failed script counted and acknowledged nothing: the entries stay pending.
-      backoffMs: (failures) => Math.min(5_000, 100 * 2 ** Math.min(failures, 6)),
-      log: log.child({ partition }),
-      failureMessage: 'aggregate loop failed; retrying',
-    });
-  }
-
   return {
-    async start(): Promise<void> {
-      running = true;
-      loops = Array.from({ length: keys.partitions }, (_, partition) => loop(partition));
-    },
-    async stop(): Promise<void> {
-      running = false;
-      await Promise.all(loops);
-      for (const redis of connections) redis.disconnect();
-    },
-    readiness: () => ({ consumer, lastAppliedAt }),
+    start: () => group.start(),
+    stop: () => group.stop(),
+    readiness: () => ({ consumer: group.consumer, lastAppliedAt }),
   };
 }
 

@@ -9,7 +9,7 @@ import {
   pairsToRecord,
   type StreamEntry,
 } from '../streams/stream-entries.js';
-import type { StreamKeys } from '../streams/stream-keys.js';
+import type { StreamKeys } from '../redis/keys.js';
 
 /** Where an event is in the event stream: its partition and its entry id there. */
 export interface StreamPosition {

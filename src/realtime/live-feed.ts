@@ -2,6 +2,7 @@ import { RedisPubSub } from 'graphql-redis-subscriptions';
 import type { PubSub } from 'type-graphql';
 import type { Metrics } from '../observability/metrics.js';
 import type { Redis } from '../redis/create-redis.js';
+import { liveChannels } from '../redis/keys.js';
 import type { WindowName } from './window.js';
 
 const DATE_KEYS = new Set(['start', 'end', 'timestamp', 'receivedAt']);
@@ -37,10 +38,10 @@ export function createLiveFeed(deps: { publisher: Redis; subscriber: Redis; keyP
   });
   const { metrics } = deps;
 
+  const names = liveChannels(deps.keyPrefix);
   const channels = {
-    window: (tenantId: string, window: WindowName, type: string | null) =>
-      `${deps.keyPrefix}live:{${tenantId}}:window:${window}:${type ?? '*'}`,
-    events: (tenantId: string, type: string | null) => `${deps.keyPrefix}live:{${tenantId}}:events:${type ?? '*'}`,
+    window: (tenantId: string, window: WindowName, type: string | null) => names.window(tenantId, window, type),
+    events: (tenantId: string, type: string | null) => names.events(tenantId, type),
   };
 
   /**

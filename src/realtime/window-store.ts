@@ -1,6 +1,7 @@
 import type { Redis } from '../redis/create-redis.js';
 import type { StreamEvent } from '../ingest/stream-event.js';
-import type { StreamKeys } from '../streams/stream-keys.js';
+import type { StreamKeys, WindowKeys } from '../redis/keys.js';
+import { compareStreamIds } from '../streams/stream-entries.js';
 import { bucketOf, quantiles } from './log-histogram.js';
 import { WINDOW_MS, WINDOW_NAMES, windowStart, type WindowName } from './window.js';
 
@@ -10,70 +11,88 @@ import { WINDOW_MS, WINDOW_NAMES, windowStart, type WindowName } from './window.
  * script has run leaves nothing pending, and one that dies before it leaves everything pending
  * and nothing counted.
  *
- * The script first checks that every entry is still pending for the group (XCLAIM ... JUSTID to
- * itself answers only the ids still in the pending list, and counts no delivery). If another
- * consumer has meanwhile reclaimed and counted some, it changes nothing and answers those ids, and
- * the caller counts the batch again without them.
+ * The script first checks that this consumer still holds every entry: XPENDING over the batch's
+ * id range for this consumer, a read (XCLAIM ... JUSTID, used before, rewrote and propagated
+ * every entry, five times the Redis time). If another consumer has meanwhile reclaimed some
+ * (and counted them, or will), it changes nothing and answers those ids, and the caller counts
+ * the batch again without them.
  *
- * KEYS[1] = the partition's stream, KEYS[2..] = per window its hash, HyperLogLog and histogram.
- * ARGV[1] = group, ARGV[2] = consumer, ARGV[3] = n, ARGV[4..3+n] = entry ids, ARGV[4+n] = the
- * deltas as JSON: [[hashKeyIndex, hllKeyIndex, expireAtMs, count, valueCount, sum, min, max,
- * [user…], [bucket, count, …], histogramKeyIndex]]. Sums, minima and maxima travel as strings: Lua would print a
- * number with 14 digits.
+ * The batch arrives folded, one delta per touched window (`deltasOf` below), so Redis does a fixed
+ * handful of commands per window whatever the number of events: HINCRBYs on the window's hash,
+ * one PFADD of the batch's distinct users, and one BITFIELD that adds the batch's histogram
+ * buckets to the window's counter strings (one u32 counter per bucket: a C loop with no number
+ * parsing in Lua, about a third of the Redis time of reading and rewriting hash fields).
+ *
+ * KEYS[1] = the partition's stream, then per window its hash, HyperLogLog, positive and negative
+ * histogram strings (all under the partition's hash tag, src/redis/keys.ts).
+ * ARGV[1] = group, ARGV[2] = consumer, ARGV[3] = n, ARGV[4..3+n] = entry ids, ARGV[4+n] and
+ * ARGV[5+n] = the smallest and largest of them, ARGV[6+n] = the deltas as JSON, then the deltas' user ids and BITFIELD operations, which each delta locates by
+ * first index and count (they stay plain arguments: no JSON decoding, no Lua table per value):
+ * [firstKey, expireAtMs, count, valueCount, sum, min, max, zeros, usersAt, usersN, positiveAt,
+ * positiveN, negativeAt, negativeN, [overflow bucket, count, …]]. Sums, minima and maxima travel
+ * as strings: Lua would print a number with 14 digits.
  * Returns {1} when applied, or {0, gone ids}.
  */
 const APPLY_LUA = `
 local stream, group, consumer = KEYS[1], ARGV[1], ARGV[2]
 local n = tonumber(ARGV[3])
 if n > 0 then
-  local claim = {'XCLAIM', stream, group, consumer, 0}
-  for i = 1, n do claim[#claim + 1] = ARGV[3 + i] end
-  claim[#claim + 1] = 'JUSTID'
-  local held = redis.call(unpack(claim))
-  if #held < n then
-    local present = {}
-    for _, id in ipairs(held) do present[id] = true end
-    local gone = {}
-    for i = 1, n do
-      if not present[ARGV[3 + i]] then gone[#gone + 1] = ARGV[3 + i] end
+  local held = {}
+  local from = ARGV[4 + n]
+  repeat
+    local page = redis.call('XPENDING', stream, group, from, ARGV[5 + n], 1000, consumer)
+    for _, entry in ipairs(page) do held[entry[1]] = true end
+    if #page < 1000 then break end
+    from = '(' .. page[#page][1]
+  until false
+  local gone = {}
+  for i = 1, n do
+    if not held[ARGV[3 + i]] then gone[#gone + 1] = ARGV[3 + i] end
+  end
+  if #gone > 0 then return {0, gone} end
+end
+-- A command over ARGV[first .. first+count-1], in slices Lua's unpack can take.
+local function sliced(command, key, head, first, count, size)
+  local last = first + count - 1
+  for i = first, last, size do
+    if head then
+      redis.call(command, key, head[1], head[2], unpack(ARGV, i, math.min(i + size - 1, last)))
+    else
+      redis.call(command, key, unpack(ARGV, i, math.min(i + size - 1, last)))
     end
-    return {0, gone}
   end
 end
-for _, d in ipairs(cjson.decode(ARGV[4 + n])) do
-  local h, u = KEYS[d[1]], KEYS[d[2]]
-  redis.call('HINCRBY', h, 'c', d[4])
+local SAT = {'OVERFLOW', 'SAT'}
+for _, d in ipairs(cjson.decode(ARGV[6 + n])) do
+  local h = KEYS[d[1]]
+  redis.call('HINCRBY', h, 'c', d[3])
   redis.call('HINCRBY', h, 'r', 1)
-  if d[5] > 0 then
-    redis.call('HINCRBY', h, 'vc', d[5])
-    redis.call('HINCRBYFLOAT', h, 's', d[6])
-    local mn = redis.call('HGET', h, 'mn')
-    if not mn or tonumber(d[7]) < tonumber(mn) then redis.call('HSET', h, 'mn', d[7]) end
-    local mx = redis.call('HGET', h, 'mx')
-    if not mx or tonumber(d[8]) > tonumber(mx) then redis.call('HSET', h, 'mx', d[8]) end
-    -- One HMGET and one HSET per window rather than an HINCRBY per bucket: a batch with many
-    -- distinct values touches hundreds of buckets, and each redis.call costs more than its work.
-    local b = d[10]
-    if #b > 0 then
-      local hist = KEYS[d[11]]
-      local names = {}
-      for i = 1, #b, 2 do names[#names + 1] = b[i] end
-      local current = redis.call('HMGET', hist, unpack(names))
-      local set = {'HSET', hist}
-      for i = 1, #b, 2 do
-        set[#set + 1] = b[i]
-        set[#set + 1] = (tonumber(current[(i + 1) / 2]) or 0) + b[i + 1]
-      end
-      redis.call(unpack(set))
-      redis.call('PEXPIREAT', hist, d[3])
+  if d[4] > 0 then
+    redis.call('HINCRBY', h, 'vc', d[4])
+    redis.call('HINCRBYFLOAT', h, 's', d[5])
+    local cur = redis.call('HMGET', h, 'mn', 'mx')
+    local mn = d[6]
+    if cur[1] and tonumber(cur[1]) <= tonumber(mn) then mn = cur[1] end
+    local mx = d[7]
+    if cur[2] and tonumber(cur[2]) >= tonumber(mx) then mx = cur[2] end
+    redis.call('HSET', h, 'mn', mn, 'mx', mx)
+    if d[8] > 0 then redis.call('HINCRBY', h, 'z', d[8]) end
+    local overflow = d[15]
+    for i = 1, #overflow, 2 do redis.call('HINCRBY', h, overflow[i], overflow[i + 1]) end
+    if d[12] > 0 then
+      sliced('BITFIELD', KEYS[d[1] + 2], SAT, d[11], d[12], 4000)
+      redis.call('PEXPIREAT', KEYS[d[1] + 2], d[2])
+    end
+    if d[14] > 0 then
+      sliced('BITFIELD', KEYS[d[1] + 3], SAT, d[13], d[14], 4000)
+      redis.call('PEXPIREAT', KEYS[d[1] + 3], d[2])
     end
   end
-  local users = d[9]
-  for i = 1, #users, 500 do
-    redis.call('PFADD', u, unpack(users, i, math.min(i + 499, #users)))
+  redis.call('PEXPIREAT', h, d[2])
+  if d[10] > 0 then
+    sliced('PFADD', KEYS[d[1] + 1], nil, d[9], d[10], 1000)
+    redis.call('PEXPIREAT', KEYS[d[1] + 1], d[2])
   end
-  redis.call('PEXPIREAT', h, d[3])
-  if #users > 0 then redis.call('PEXPIREAT', u, d[3]) end
 end
 if n > 0 then
   local ack = {'XACK', stream, group}
@@ -82,6 +101,29 @@ if n > 0 then
 end
 return {1}
 `;
+
+/**
+ * Where a histogram bucket (src/realtime/log-histogram.ts) is counted: bucket index i of the
+ * positive or negative values at counter slot zigzag(i) of that sign's string (0, -1, 1, -2, … →
+ * 0, 1, 2, 3, …), so the string's length follows the largest magnitude seen either side of 1
+ * (values 0.001 to 1000 need about 1,400 slots, 5.5 KB). The zero bucket is the hash field `z`;
+ * buckets past MAX_SLOTS (magnitudes beyond about 1e17 or below 1e-17) are hash fields of their own.
+ */
+const MAX_SLOTS = 8_192;
+const slotOf = (index: number) => (index >= 0 ? 2 * index : -2 * index - 1);
+const indexOfSlot = (slot: number) => (slot % 2 === 0 ? slot / 2 : -(slot + 1) / 2);
+const OVERFLOW_FIELD = /^[pn]-?\d+$/;
+
+/** The smallest and largest of stream ids. */
+function idRange(ids: readonly string[]): [string, string] {
+  let lo = ids[0]!;
+  let hi = ids[0]!;
+  for (const id of ids) {
+    if (compareStreamIds(id, lo) < 0) lo = id;
+    if (compareStreamIds(id, hi) > 0) hi = id;
+  }
+  return [lo, hi];
+}
 
 type WithApply = { agwApplyWindows(numKeys: number, ...keysAndArgs: string[]): Promise<[number, string[]?]> };
 
@@ -121,6 +163,7 @@ export interface WindowSnapshot {
 
 interface Delta {
   readonly window: TouchedWindow;
+  readonly keys: WindowKeys;
   count: number;
   valueCount: number;
   sum: number;
@@ -160,11 +203,14 @@ export function createWindowStore(redis: Redis, keys: StreamKeys, options: Windo
         }
         newest.set(window, Math.max(newest.get(window) ?? 0, event.receivedAt));
         for (const type of [event.type, null]) {
-          const key = keys.window(partition, event.tenantId, window, start, type);
+          // One short string per event and window to find the delta; the window's Redis key names
+          // are built once per delta.
+          const key = `${event.tenantId}|${window}|${start}|${type ?? '*'}`;
           let d = deltas.get(key);
           if (!d) {
             d = {
               window: { tenantId: event.tenantId, type, window, start },
+              keys: keys.window(partition, event.tenantId, window, start, type),
               count: 0,
               valueCount: 0,
               sum: 0,
@@ -212,26 +258,51 @@ export function createWindowStore(redis: Redis, keys: StreamKeys, options: Windo
     for (;;) {
       const { deltas, late, newest } = deltasOf(partition, remaining, now);
       const windowKeys: string[] = [];
-      const payload = [...deltas].map(([key, d]) => {
-        windowKeys.push(key, `${key}:u`, `${key}:h`);
-        const buckets = [...d.buckets].flat();
+      // ARGV after the deltas: every window's users, then its BITFIELD operations, located by
+      // 1-based ARGV index (ARGV[6 + ids] is the JSON; these follow it).
+      const ids = remaining.map((e) => e.entryId);
+      const tail: string[] = [];
+      const argvAt = () => 7 + ids.length + tail.length;
+      const range = ids.length ? idRange(ids) : ['0-0', '0-0'];
+      const payload = [...deltas.values()].map((d) => {
+        windowKeys.push(d.keys.hash, d.keys.users, d.keys.positive, d.keys.negative);
+        const usersAt = argvAt();
+        for (const user of d.users) tail.push(user);
+        let zeros = 0;
+        const overflow: (string | number)[] = [];
+        const sides = { p: [] as string[], n: [] as string[] };
+        for (const [bucket, n] of d.buckets) {
+          if (bucket === 'z') {
+            zeros = n;
+            continue;
+          }
+          const slot = slotOf(Number(bucket.slice(1)));
+          if (slot >= MAX_SLOTS) overflow.push(bucket, n);
+          else sides[bucket[0] as 'p' | 'n'].push('INCRBY', 'u32', `#${slot}`, String(n));
+        }
+        const positiveAt = argvAt();
+        tail.push(...sides.p);
+        const negativeAt = argvAt();
+        tail.push(...sides.n);
         return [
-          // KEYS indexes (1-based, after the stream) of the hash and HyperLogLog just pushed.
-          windowKeys.length - 1,
-          windowKeys.length,
+          // KEYS index (1-based, after the stream) of the window's hash; its other keys follow it.
+          windowKeys.length - 2,
           d.expireAt,
           d.count,
           d.valueCount,
           String(d.sum),
           String(d.min),
           String(d.max),
-          [...d.users],
-          buckets,
-          // ...and of the histogram.
-          windowKeys.length + 1,
+          zeros,
+          usersAt,
+          d.users.size,
+          positiveAt,
+          sides.p.length,
+          negativeAt,
+          sides.n.length,
+          overflow,
         ];
       });
-      const ids = remaining.map((e) => e.entryId);
       const [applied, gone] = await (redis as Redis & WithApply).agwApplyWindows(
         1 + windowKeys.length,
         keys.stream(partition),
@@ -240,7 +311,9 @@ export function createWindowStore(redis: Redis, keys: StreamKeys, options: Windo
         consumer,
         String(ids.length),
         ...ids,
+        ...range,
         JSON.stringify(payload),
+        ...tail,
       );
       if (applied === 1) {
         const events = remaining.flatMap((e) => (e.event ? [e.event] : []));
@@ -257,9 +330,9 @@ export function createWindowStore(redis: Redis, keys: StreamKeys, options: Windo
     const start = windowStart(window, at);
     const hashes = Array.from({ length: keys.partitions }, (_, p) => keys.window(p, tenantId, window, start, type));
     const pipeline = redis.pipeline();
-    for (const key of hashes) pipeline.hgetall(key).hgetall(`${key}:h`);
+    for (const key of hashes) pipeline.hgetall(key.hash).getBuffer(key.positive).getBuffer(key.negative);
     // Unique users across partitions: PFCOUNT of several keys counts their union.
-    pipeline.pfcount(...hashes.map((key) => `${key}:u`));
+    pipeline.pfcount(...hashes.map((key) => key.users));
     const replies = (await pipeline.exec()) ?? [];
     for (const [err] of replies) if (err) throw err;
     let count = 0;
@@ -269,9 +342,9 @@ export function createWindowStore(redis: Redis, keys: StreamKeys, options: Windo
     let max: number | null = null;
     let revision = 0;
     const buckets = new Map<string, number>();
+    const add = (bucket: string, n: number) => buckets.set(bucket, (buckets.get(bucket) ?? 0) + n);
     for (let i = 0; i < hashes.length; i++) {
-      const h = replies[2 * i]![1] as Record<string, string>;
-      const histogram = replies[2 * i + 1]![1] as Record<string, string>;
+      const h = replies[3 * i]![1] as Record<string, string>;
       count += Number(h.c ?? 0);
       revision += Number(h.r ?? 0);
       const vc = Number(h.vc ?? 0);
@@ -280,7 +353,19 @@ export function createWindowStore(redis: Redis, keys: StreamKeys, options: Windo
       sum += Number(h.s);
       min = min === null ? Number(h.mn) : Math.min(min, Number(h.mn));
       max = max === null ? Number(h.mx) : Math.max(max, Number(h.mx));
-      for (const [bucket, n] of Object.entries(histogram)) buckets.set(bucket, (buckets.get(bucket) ?? 0) + Number(n));
+      if (h.z) add('z', Number(h.z));
+      for (const [field, n] of Object.entries(h)) if (OVERFLOW_FIELD.test(field)) add(field, Number(n));
+      for (const [side, reply] of [
+        ['p', replies[3 * i + 1]![1]],
+        ['n', replies[3 * i + 2]![1]],
+      ] as const) {
+        const counters = reply as Buffer | null;
+        if (!counters) continue;
+        for (let slot = 0; 4 * slot + 4 <= counters.length; slot++) {
+          const n = counters.readUInt32BE(4 * slot);
+          if (n > 0) add(`${side}${indexOfSlot(slot)}`, n);
+        }
+      }
     }
     const [p50, p95, p99] = quantiles(buckets, [0.5, 0.95, 0.99]);
     const end = start + WINDOW_MS[window];

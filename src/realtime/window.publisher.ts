@@ -2,6 +2,7 @@ import type { Logger } from '../observability/logger.js';
 import type { Metrics } from '../observability/metrics.js';
 import type { Redis } from '../redis/create-redis.js';
 import type { LiveFeed } from './live-feed.js';
+import { windowPublishKeys } from '../redis/keys.js';
 import { WINDOW_MS } from './window.js';
 import type { TouchedWindow, WindowStore } from './window-store.js';
 
@@ -10,7 +11,6 @@ export interface WindowPublisherOptions {
   readonly intervalMs: number;
   /** The windows' grace period: the final snapshot goes out once it has passed. */
   readonly graceMs: number;
-  readonly keyPrefix: string;
 }
 
 interface ChannelState {
@@ -42,14 +42,9 @@ export function createWindowPublisher(
   const channelOf = (w: TouchedWindow) => feed.channels.window(w.tenantId, w.window, w.type);
 
   async function publish(channel: string, w: TouchedWindow, final: boolean): Promise<boolean> {
-    const lock = final ? `${channel}:final:${w.start}` : `${channel}:throttle`;
-    const taken = await redis.set(
-      `${options.keyPrefix}${lock}`,
-      '1',
-      'PX',
-      final ? 3_600_000 : options.intervalMs,
-      'NX',
-    );
+    // Named after the channel, which carries the key prefix and the tenant's hash tag.
+    const lock = final ? windowPublishKeys.final(channel, w.start) : windowPublishKeys.throttle(channel);
+    const taken = await redis.set(lock, '1', 'PX', final ? 3_600_000 : options.intervalMs, 'NX');
     if (taken !== 'OK') return false;
     const snapshot = await store.read(w.tenantId, w.type, w.window, w.start);
     await feed.publish(channel, snapshot);

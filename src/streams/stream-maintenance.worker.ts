@@ -1,7 +1,7 @@
 import type { Logger } from '../observability/logger.js';
 import type { Metrics } from '../observability/metrics.js';
 import type { Redis } from '../redis/create-redis.js';
-import { CONSUMER_GROUPS, type StreamKeys } from './stream-keys.js';
+import { CONSUMER_GROUPS, type StreamKeys } from '../redis/keys.js';
 import { compareStreamIds, nextStreamId, pairsToRecord } from './stream-entries.js';
 
 export interface GroupState {
@@ -63,7 +63,7 @@ const FORGET_CONSUMER_AFTER_MS = 60 * 60_000;
  * events nobody has persisted. Instead this loop trims each partition below the oldest entry that
  * any required group still needs: its oldest pending entry, or else the first entry after its
  * last-delivered id. Until every required group exists, nothing is trimmed. The hard bound is
- * STREAM_MAX_LENGTH, enforced at append time as backpressure (see event-stream.ts).
+ * STREAM_MAX_LENGTH, enforced at append time as backpressure (see src/ingest/event-stream.ts).
  */
 export function createStreamMaintenanceWorker(deps: {
   redis: Redis;

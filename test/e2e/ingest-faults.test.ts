@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { after, describe, it } from 'node:test';
 import { Redis } from 'ioredis';
 import pg from 'pg';
-import { createStreamKeys } from '../../src/streams/stream-keys.js';
+import { createStreamKeys } from '../../src/redis/keys.js';
 import { RecordEventsDocument } from '../generated/graphql.js';
 import { spawnGateway, startGateway } from '../helpers/gateway.js';
 import { errorCode, gql } from '../helpers/graphql-client.js';
@@ -69,6 +69,74 @@ describe('ingestion under failures', () => {
       assert.deepEqual(new Set(rows.map((r) => r.id)), new Set(acknowledged));
       await waitFor(async () => ((await redis.xpending(stream, 'persist')) as [number])[0] === 0, 10_000);
     } finally {
+      await rescuer?.stop();
+      await api.stop();
+      redis.disconnect();
+      await pool.end();
+      await proxy.close();
+    }
+  });
+
+  it('loses and doubles nothing when a worker is SIGKILLed in the middle of a COPY', async () => {
+    const api = await startGateway(isolation.env({ ROLE: 'api', BOOTSTRAP_API_KEY: KEY }));
+    const redis = new Redis(REDIS_URL);
+    const pool = testPool(isolation.databaseUrl, 2);
+    const stream = createStreamKeys(isolation.redisKeyPrefix, 1).stream(0);
+    // The worker's Postgres traffic passes through this proxy, which kills the worker the moment its
+    // second COPY statement goes by, before Postgres has even seen it: the first batch may have
+    // committed, the second is cut off mid-COPY inside its transaction.
+    let doomed: Awaited<ReturnType<typeof spawnGateway>> | undefined;
+    let copies = 0;
+    const copyStatement = Buffer.from('COPY event_copy_batch');
+    const proxy = await createTcpProxy(5432, '127.0.0.1', () => (chunk) => {
+      if (chunk.includes(copyStatement) && ++copies === 2) doomed?.child.kill('SIGKILL');
+    });
+    const viaProxy = new URL(isolation.databaseUrl);
+    viaProxy.port = String(proxy.port);
+    const workerEnv = {
+      ROLE: 'worker',
+      MIGRATE_ON_START: 'false',
+      PERSIST_MODE: 'copy',
+      PERSIST_CONCURRENCY: '1',
+      PERSIST_BATCH_SIZE: '500',
+      PERSIST_CLAIM_IDLE_MS: '1000',
+      PERSIST_RETRY_MAX_MS: '200',
+    };
+    let rescuer: Awaited<ReturnType<typeof startGateway>> | undefined;
+    try {
+      doomed = await spawnGateway(isolation.env({ ...workerEnv, DATABASE_URL: viaProxy.toString() }));
+      const acknowledged: string[] = [];
+      for (let i = 0; i < 6; i++) {
+        const response = await gql(api.url, RecordEventsDocument, {
+          key: KEY,
+          variables: { events: batch(500, `copykill${i}`).map((e) => ({ ...e, type: 'copy_kill' })) },
+        });
+        assert.equal(response.data?.recordEvents.accepted, 500, JSON.stringify(response.errors));
+        acknowledged.push(...response.data!.recordEvents.ids.map((id) => id!));
+      }
+      await waitFor(async () => copies >= 2, 20_000);
+      assert.equal((await doomed.exited).signal, 'SIGKILL');
+      assert.equal(copies, 2, 'killed at its second COPY');
+      const storedBefore = await pool.query("SELECT count(*)::int AS n FROM events WHERE type = 'copy_kill'");
+      assert.ok(storedBefore.rows[0].n < acknowledged.length, 'the worker died before storing everything');
+
+      rescuer = await startGateway(isolation.env(workerEnv));
+      await waitFor(async () => {
+        const { rows } = await pool.query('SELECT count(*)::int AS n FROM events WHERE id = ANY($1::uuid[])', [
+          acknowledged,
+        ]);
+        return rows[0].n === acknowledged.length;
+      }, 20_000);
+      await waitFor(async () => ((await redis.xpending(stream, 'persist')) as [number])[0] === 0, 10_000);
+      const { rows } = await pool.query<{ id: string }>("SELECT id FROM events WHERE type = 'copy_kill'");
+      assert.equal(rows.length, acknowledged.length, 'no event stored twice, none extra');
+      assert.deepEqual(new Set(rows.map((r) => r.id)), new Set(acknowledged));
+      const claims = await pool.query(
+        "SELECT count(*)::int AS n FROM event_message_ids WHERE message_id LIKE 'copykill%'",
+      );
+      assert.equal(claims.rows[0].n, acknowledged.length, 'each messageId claimed once');
+    } finally {
+      doomed?.child.kill('SIGKILL');
       await rescuer?.stop();
       await api.stop();
       redis.disconnect();

@@ -1,4 +1,5 @@
 import type { Redis } from '../../redis/create-redis.js';
+import { costBudgetKey } from '../../redis/keys.js';
 
 /**
  * A token bucket per key, in one Redis hash, changed only by this script so that every replica
@@ -140,7 +141,7 @@ export function createCostBudget(redis: Redis, keyPrefix: string, options: CostB
   const leasePoints = Math.min(options.leasePoints ?? 200, Math.floor(options.capacity / 10));
   const leaseMs = options.leaseMs ?? 1_000;
   const leases = new Map<string, Lease>();
-  const bucketKey = (keyId: string) => `${keyPrefix}cost:budget:${keyId}`;
+  const bucketKey = (keyId: string) => costBudgetKey(keyPrefix, keyId);
   let timer: NodeJS.Timeout | undefined;
 
   async function call(keyId: string, points: number): Promise<BudgetState> {

@@ -5,7 +5,7 @@ import pg from 'pg';
 import { pino } from 'pino';
 import { ApiKeyService } from '../../../src/auth/api-key.service.js';
 import { fieldsOf, type StreamEntry } from '../../../src/streams/stream-entries.js';
-import { createStreamKeys } from '../../../src/streams/stream-keys.js';
+import { createStreamKeys } from '../../../src/redis/keys.js';
 import { RecordEventDocument, RecordEventsDocument, ReplayDeadLettersDocument } from '../../generated/graphql.js';
 import { startGateway, type RunningGateway } from '../../helpers/gateway.js';
 import { errorCode, gql } from '../../helpers/graphql-client.js';

@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { after, describe, it } from 'node:test';
 import { Redis } from 'ioredis';
 import pg from 'pg';
-import { createStreamKeys } from '../../../src/streams/stream-keys.js';
+import { createStreamKeys } from '../../../src/redis/keys.js';
 import { RecordEventsDocument } from '../../generated/graphql.js';
 import { startGateway } from '../../helpers/gateway.js';
 import { gql } from '../../helpers/graphql-client.js';

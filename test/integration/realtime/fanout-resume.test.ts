@@ -7,7 +7,7 @@ import { pino } from 'pino';
 import WebSocket from 'ws';
 import { ApiKeyService } from '../../../src/auth/api-key.service.js';
 import { trimStreamBelow } from '../../../src/streams/stream-maintenance.worker.js';
-import { createStreamKeys } from '../../../src/streams/stream-keys.js';
+import { createStreamKeys } from '../../../src/redis/keys.js';
 import { RecordEventsDocument, type EventInput } from '../../generated/graphql.js';
 import { scrapeMetric, spawnGateway, stopGateways, type SpawnedGateway } from '../../helpers/gateway.js';
 import { gql } from '../../helpers/graphql-client.js';

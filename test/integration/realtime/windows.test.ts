@@ -5,15 +5,16 @@ import type pg from 'pg';
 import { pino } from 'pino';
 import { ApiKeyService } from '../../../src/auth/api-key.service.js';
 import { normalizeEvent } from '../../../src/ingest/event-validation.js';
-import { decodeStreamEvent } from '../../../src/ingest/stream-event.js';
+import { decodeStreamEvent, type StreamEvent } from '../../../src/ingest/stream-event.js';
 import { createMetrics } from '../../../src/observability/metrics.js';
 import { createLiveFeed } from '../../../src/realtime/live-feed.js';
 import { createWindowPublisher } from '../../../src/realtime/window.publisher.js';
+import { createAggregateWorker } from '../../../src/realtime/aggregate.worker.js';
 import { createWindowStore } from '../../../src/realtime/window-store.js';
 import { windowStart, WINDOW_MS } from '../../../src/realtime/window.js';
-import { createEventStream } from '../../../src/streams/event-stream.js';
+import { createEventStream } from '../../../src/ingest/event-stream.js';
 import { ensureGroup, fieldsOf, type StreamEntry } from '../../../src/streams/stream-entries.js';
-import { createStreamKeys } from '../../../src/streams/stream-keys.js';
+import { createStreamKeys } from '../../../src/redis/keys.js';
 import { RecordEventsDocument, type EventInput } from '../../generated/graphql.js';
 import { scrapeMetric, spawnGatewayPair, stopGateways, type SpawnedGateway } from '../../helpers/gateway.js';
 import { gql } from '../../helpers/graphql-client.js';
@@ -203,12 +204,143 @@ describe('live windows (aggregate consumer group)', () => {
     assert.equal(((await redis.xpending(stream, 'aggregate')) as [number])[0], 0, 'everything acknowledged');
   });
 
+  /** percentile_cont over sorted values, as Postgres computes it. */
+  function percentile(sorted: number[], q: number): number {
+    const h = q * (sorted.length - 1);
+    const lo = Math.floor(h);
+    return sorted[lo]! + (h - lo) * ((sorted[Math.min(lo + 1, sorted.length - 1)] ?? 0) - sorted[lo]!);
+  }
+
+  it('folds one batch of mixed types into its windows with the exact counts, sums and extremes', async () => {
+    const handKeys = createStreamKeys(`${isolation.redisKeyPrefix}mixed:`, 1);
+    const handStore = createWindowStore(redis, handKeys, { graceMs: 30_000 });
+    const stream = handKeys.stream(0);
+    await ensureGroup(redis, stream, 'aggregate');
+    const rnd = lcg(11);
+    const now = Date.now();
+    const types = ['page_view', 'purchase', 'latency', 'signup', 'refund'];
+    // Long-tailed positives, negatives (refunds), zeros, nulls, and a few magnitudes beyond the
+    // counter strings (1e20, 1e-12 counts as zero) so every storage path of a bucket is taken.
+    const valueOf = (type: string, i: number): number | null => {
+      if (type === 'signup') return null;
+      if (i % 97 === 0) return 0;
+      if (i % 331 === 0) return 1e20;
+      if (i % 409 === 0) return 1e-12;
+      const v = Math.round(Math.exp(1 + 1.6 * (rnd() + rnd() + rnd() - 1.5) * 2) * 1000) / 1000;
+      return type === 'refund' ? -v : v;
+    };
+    const events: StreamEvent[] = Array.from({ length: 4000 }, (_, i) => {
+      const type = types[Math.floor(rnd() ** 1.5 * types.length)]!;
+      const r = normalizeEvent(
+        { type, userId: rnd() < 0.1 ? null : `mixed-${Math.floor(rnd() * 1500)}`, value: valueOf(type, i) },
+        { tenantId: tenantA, receivedAt: now },
+      );
+      assert.ok(r.ok, r.ok ? '' : r.message);
+      return r.event;
+    });
+    const appender = createEventStream(redis, handKeys, { dedupeWindowS: 60, maxLength: 100_000 });
+    for (let i = 0; i < events.length; i += 1000) await appender.enqueue(tenantA, events.slice(i, i + 1000));
+    const reply = (await redis.xreadgroup('GROUP', 'aggregate', 'c1', 'COUNT', 10_000, 'STREAMS', stream, '>')) as [
+      string,
+      StreamEntry[],
+    ][];
+    const entries = reply[0]![1].map(([entryId, raw]) => ({ entryId, event: decodeStreamEvent(fieldsOf(raw).e!) }));
+    assert.equal(entries.length, 4000);
+    const result = await handStore.apply(0, 'aggregate', 'c1', entries, now);
+    assert.equal(result.applied, 4000);
+    assert.equal(result.touched.length, 3 * (new Set(events.map((e) => e.type)).size + 1), 'one delta per window');
+
+    for (const type of [null, ...types]) {
+      const mine = events.filter((e) => type === null || e.type === type);
+      const values = mine.flatMap((e) => (e.value === null ? [] : [e.value])).sort((a, b) => a - b);
+      const users = new Set(mine.flatMap((e) => (e.userId === null ? [] : [e.userId]))).size;
+      for (const window of ['ONE_MINUTE', 'FIVE_MINUTES', 'ONE_HOUR'] as const) {
+        const got = await handStore.read(tenantA, type, window, now);
+        const label = `type ${type} ${window}`;
+        assert.equal(got.count, mine.length, label);
+        assert.equal(got.revision, 1, `${label}: one batch, one revision`);
+        assert.ok(Math.abs(got.uniqueUsers - users) <= 0.02 * users, `${label} users ${got.uniqueUsers} vs ${users}`);
+        if (values.length === 0) {
+          assert.deepEqual([got.sum, got.min, got.max, got.p50], [null, null, null, null], label);
+          continue;
+        }
+        const sum = values.reduce((a, b) => a + b, 0);
+        assert.ok(Math.abs(got.sum! - sum) <= 1e-9 * Math.abs(sum), `${label} sum ${got.sum} vs ${sum}`);
+        assert.equal(got.min, values[0], label);
+        assert.equal(got.max, values.at(-1), label);
+        for (const [q, p] of [
+          ['p50', 0.5],
+          ['p95', 0.95],
+          ['p99', 0.99],
+        ] as const) {
+          const want = percentile(values, p);
+          // Within 1%, or equal where the value counts as zero in the histogram.
+          const ok =
+            Math.abs(want) < 1e-9 ? Math.abs(got[q]!) < 1e-9 : Math.abs(got[q]! - want) <= 0.01 * Math.abs(want);
+          assert.ok(ok, `${label} ${q} ${got[q]} vs ${want}`);
+        }
+      }
+    }
+  });
+
+  it('counts a batch delivered twice once: reclaimed from a dead consumer by the worker, then replayed by hand', async () => {
+    const handKeys = createStreamKeys(`${isolation.redisKeyPrefix}redeliver:`, 1);
+    const handStore = createWindowStore(redis, handKeys, { graceMs: 30_000 });
+    const stream = handKeys.stream(0);
+    await ensureGroup(redis, stream, 'aggregate');
+    const now = Date.now();
+    const events = Array.from({ length: 300 }, (_, i) => {
+      const r = normalizeEvent(
+        { type: 'redelivered', userId: `r${i % 120}`, value: i },
+        { tenantId: tenantA, receivedAt: now },
+      );
+      assert.ok(r.ok);
+      return r.event;
+    });
+    await createEventStream(redis, handKeys, { dedupeWindowS: 60, maxLength: 10_000 }).enqueue(tenantA, events);
+    const reply = (await redis.xreadgroup('GROUP', 'aggregate', 'ghost', 'COUNT', 1000, 'STREAMS', stream, '>')) as [
+      string,
+      StreamEntry[],
+    ][];
+    const entries = reply[0]![1].map(([entryId, raw]) => ({ entryId, event: decodeStreamEvent(fieldsOf(raw).e!) }));
+    // The ghost counted a first part of its batch, then died holding the rest.
+    assert.equal((await handStore.apply(0, 'aggregate', 'ghost', entries.slice(0, 100), now)).applied, 100);
+
+    const worker = createAggregateWorker(
+      {
+        connect: () => new Redis(REDIS_URL),
+        keys: handKeys,
+        store: handStore,
+        logger: pino({ level: 'silent' }),
+        metrics: createMetrics(),
+      },
+      { claimIdleMs: 200 },
+    );
+    await worker.start();
+    try {
+      await waitFor(async () => ((await redis.xpending(stream, 'aggregate')) as [number])[0] === 0, 10_000);
+    } finally {
+      await worker.stop();
+    }
+    // The whole batch delivered once more (as a consumer that never heard of the first delivery would).
+    const replay = await handStore.apply(0, 'aggregate', 'ghost', entries, now);
+    assert.equal(replay.applied, 0, 'nothing left pending to count');
+
+    const w = await handStore.read(tenantA, 'redelivered', 'ONE_MINUTE', now);
+    assert.equal(w.count, 300);
+    assert.equal(w.sum, (299 * 300) / 2);
+    assert.equal(w.min, 0);
+    assert.equal(w.max, 299);
+    assert.equal(w.uniqueUsers, 120);
+    assert.equal(w.revision, 2, 'two batches counted: the ghost’s part and the reclaimed rest');
+  });
+
   it('publishes at most one snapshot per channel per interval across publishers, and a final one', async () => {
     const subscriber = new Redis(REDIS_URL);
     const metrics = createMetrics();
     const feed = createLiveFeed({ publisher: redis, subscriber, keyPrefix: isolation.redisKeyPrefix, metrics });
     const silent = pino({ level: 'silent' });
-    const options = { intervalMs: 200, graceMs: 30_000, keyPrefix: isolation.redisKeyPrefix };
+    const options = { intervalMs: 200, graceMs: 30_000 };
     // Two publishers, as two replicas would run them.
     const publishers = [1, 2].map(() =>
       createWindowPublisher({ redis, store: store(), feed, logger: silent, metrics }, options),

@@ -7,11 +7,13 @@ import { loadConfig } from '../../../src/config/config.js';
 import { prepareDatabase } from '../../../src/db/prepare-database.js';
 import { normalizeEvent } from '../../../src/ingest/event-validation.js';
 import { createMetrics } from '../../../src/observability/metrics.js';
-import { createEventStream } from '../../../src/streams/event-stream.js';
-import { createPersistWorker } from '../../../src/streams/persist.worker.js';
+import { createEventStream } from '../../../src/ingest/event-stream.js';
+import { EventRepository } from '../../../src/ingest/event.repository.js';
+import { encodeStreamEvent, type StreamEvent } from '../../../src/ingest/stream-event.js';
+import { createPersistWorker } from '../../../src/ingest/persist.worker.js';
 import { ensureGroup, fieldsOf, type StreamEntry } from '../../../src/streams/stream-entries.js';
 import { createStreamMaintenanceWorker } from '../../../src/streams/stream-maintenance.worker.js';
-import { createStreamKeys } from '../../../src/streams/stream-keys.js';
+import { createStreamKeys } from '../../../src/redis/keys.js';
 import { createTcpProxy } from '../../helpers/tcp-proxy.js';
 import { REDIS_URL, isolatedEnv, waitFor, testPool } from '../../helpers/test-env.js';
 
@@ -121,6 +123,89 @@ describe('the persist consumer group', () => {
       assert.match(fieldsOf(letter![1]).reason!, /delivered \d+ times/);
       assert.equal(await pendingCount(), 0);
       assert.equal(await storedOnce(tooOften), false);
+    } finally {
+      await w.stop();
+      await redis.del(keys.deadLetters(0));
+    }
+  });
+
+  it('writes the same rows by COPY as by unnest, and stores a repeated batch or messageId once', async () => {
+    const repository = new EventRepository(pool);
+    const at = Date.UTC(2026, 11, 3, 10, 30, 15, 123);
+    const make = (i: number, mode: string): StreamEvent => ({
+      tenantId: TENANT,
+      id: crypto.randomUUID(),
+      type: `copy_${mode}`,
+      userId: i % 3 === 0 ? null : `ü-${i}\t"quoted"\\`,
+      sessionId: i % 2 ? `s${i}` : null,
+      messageId: i % 4 === 0 ? null : `${mode}-msg-${i}`,
+      occurredAt: at - i * 1_000,
+      receivedAt: at + 7,
+      value: i % 5 === 0 ? null : i * 1.1e-3 - 17.25,
+      properties: i % 2 ? JSON.stringify({ i, path: '/a\nb', nested: { ok: true } }) : null,
+    });
+    const rowsOf = async (type: string) =>
+      (
+        await pool.query(
+          `SELECT user_id, session_id, message_id, occurred_at, received_at, value, properties
+           FROM events WHERE type = $1 ORDER BY occurred_at`,
+          [type],
+        )
+      ).rows;
+    const copied = Array.from({ length: 200 }, (_, i) => make(i, 'copy'));
+    const unnested = copied.map((e, i) => ({
+      ...make(i, 'unnest'),
+      id: crypto.randomUUID(),
+      messageId: e.messageId?.replace('copy', 'unnest') ?? null,
+    }));
+    assert.equal(await repository.insertCountByCopy(copied), 200);
+    assert.equal(await repository.insertCount(unnested), 200);
+    const [a, b] = [await rowsOf('copy_copy'), await rowsOf('copy_unnest')];
+    assert.equal(a.length, 200);
+    assert.deepEqual(
+      a.map((r) => ({ ...r, message_id: r.message_id?.replace('copy', 'unnest') ?? null })),
+      b,
+      'every value reads back the same',
+    );
+    assert.equal(a.at(-2).occurred_at.getTime(), at - 1_000, 'milliseconds kept');
+
+    // Redelivered as is: the primary key skips every row. Retried under new ids: the messageId claim does.
+    assert.equal(await repository.insertCountByCopy(copied), 0);
+    const retried = copied.filter((e) => e.messageId !== null).map((e) => ({ ...e, id: crypto.randomUUID() }));
+    assert.equal(await repository.insertCountByCopy(retried), 0);
+    assert.equal((await rowsOf('copy_copy')).length, 200);
+    const { rows } = await pool.query('SELECT count(*)::int AS n FROM event_message_ids WHERE message_id LIKE $1', [
+      'copy-msg-%',
+    ]);
+    assert.equal(rows[0].n, retried.length, 'each messageId claimed once');
+  });
+
+  it('dead-letters a refused event alone and stores the rest of its batch by COPY', async () => {
+    const good = Array.from({ length: 99 }, (_, i) => {
+      const r = normalizeEvent(
+        { type: 'poison_batch', userId: `u${i}`, value: i },
+        { tenantId: TENANT, receivedAt: Date.now() },
+      );
+      assert.ok(r.ok);
+      return r.event;
+    });
+    // Valid stream payloads Postgres refuses: a NUL in a text column, properties that are not JSON.
+    const nul: StreamEvent = { ...good[0]!, id: crypto.randomUUID(), userId: 'a\u0000b', messageId: null };
+    const notJson: StreamEvent = { ...good[0]!, id: crypto.randomUUID(), properties: '{"open":', messageId: null };
+    const batchOf = [...good.slice(0, 40), nul, ...good.slice(40, 70), notJson, ...good.slice(70)];
+    const pipeline = redis.pipeline();
+    for (const e of batchOf) pipeline.xadd(stream, '*', 't', TENANT, 'e', encodeStreamEvent(e));
+    await pipeline.exec();
+    const w = worker({ PERSIST_BATCH_SIZE: '1000', PERSIST_BATCH_WAIT_MS: '200' });
+    await w.start();
+    try {
+      await waitFor(() => storedOnce(good.map((e) => e.id)), 10_000);
+      await waitFor(async () => (await redis.xlen(keys.deadLetters(0))) === 2, 5_000);
+      const letters = (await redis.xrange(keys.deadLetters(0), '-', '+')) as StreamEntry[];
+      const ids = letters.map(([, f]) => JSON.parse(fieldsOf(f).e!)[2] as string).sort();
+      assert.deepEqual(ids, [nul.id, notJson.id].sort());
+      for (const [, f] of letters) assert.match(fieldsOf(f).reason!, /^rejected: /);
+      await waitFor(async () => (await pendingCount()) === 0, 5_000);
     } finally {
       await w.stop();
       await redis.del(keys.deadLetters(0));

@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { MAX_FUTURE_MS, eventTime, normalizeEvent } from '../../../src/ingest/event-validation.js';
 import { decodeStreamEvent, encodeStreamEvent } from '../../../src/ingest/stream-event.js';
-import { createStreamKeys } from '../../../src/streams/stream-keys.js';
+import { createStreamKeys } from '../../../src/redis/keys.js';
 
 const tenantId = '0b5f4f5e-7a8e-4c1e-9d0a-2f6f1c3b9a11';
 const receivedAt = Date.parse('2026-11-22T12:00:00Z');

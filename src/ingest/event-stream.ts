@@ -1,7 +1,7 @@
 import type { ChainableCommander } from 'ioredis';
 import type { Redis } from '../redis/create-redis.js';
-import { encodeStreamEvent, type StreamEvent } from '../ingest/stream-event.js';
-import type { StreamKeys } from './stream-keys.js';
+import { encodeStreamEvent, type StreamEvent } from './stream-event.js';
+import type { StreamKeys } from '../redis/keys.js';
 
 /**
  * Appends one request's events of one partition atomically. For each event that carries a
