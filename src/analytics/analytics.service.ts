@@ -259,6 +259,20 @@ function alignedRange(from: Date, to: Date, unit: BucketUnit, maxBuckets: number
   return { from: new Date(start), to: new Date(end) };
 }
 
+/**
+ * The cache tier of a statistics answer, as the service picks it for the query cache: by the end
+ * of its range widened to whole buckets. Throws the field's own error when the range is invalid.
+ */
+export function statsTier(
+  field: 'eventTypes' | 'dailyStats' | 'timeseries',
+  args: { from?: Date; to?: Date; interval?: Interval },
+  now = Date.now(),
+): CacheTier {
+  if (field === 'eventTypes') return 'aggregate';
+  const unit = field === 'dailyStats' ? 'day' : UNIT[args.interval!];
+  return tierFor(alignedRange(args.from!, args.to!, unit, field === 'dailyStats' ? MAX_DAYS : MAX_POINTS).to, now);
+}
+
 /** Current minute: real-time; ended before today (UTC): closed days; otherwise aggregates. */
 function tierFor(to: Date, now = Date.now()): CacheTier {
   if (to.getTime() > now - 60_000) return 'realtime';

@@ -72,10 +72,15 @@ export function createQueryCache(
 
   return {
     get,
-    /** Retires every cached answer of the tenant (called after its rollups changed). */
+    /**
+     * Retires every cached answer of the tenant (called after its rollups changed). Bumped even
+     * with this cache off: the whole-response cache (plugins/response-cache.plugin.ts) reads it too.
+     */
     async invalidate(tenantId: string): Promise<void> {
-      if (options.enabled) await redis.incr(generationKey(tenantId));
+      await redis.incr(generationKey(tenantId));
     },
+    /** The Redis key of the tenant's data generation. */
+    generationKey,
   };
 }
 

@@ -21,7 +21,12 @@ import { createCostLimits } from '../plugins/cost/cost-limits.js';
 import { errorLoggingPlugin } from '../plugins/error-logging.plugin.js';
 import { loggingPlugin } from '../plugins/logging.plugin.js';
 import { tracingPlugin } from '../plugins/tracing.plugin.js';
+import { responseCachePlugin } from '../plugins/response-cache.plugin.js';
+import type { QueryCache } from '../analytics/query-cache.js';
+import { statsResponseCacheFields } from '../analytics/stats.response-cache.js';
 import type { LiveFeed } from '../realtime/live-feed.js';
+import { createRedisKeyValueCache } from '../redis/redis-key-value-cache.js';
+import type { Redis } from '../redis/create-redis.js';
 import { createWebSocketServer } from '../realtime/websocket.server.js';
 import type { ContextBuilder, GatewayContext } from './context.js';
 import { buildGatewaySchema } from './schema.js';
@@ -36,6 +41,8 @@ export interface ApiDeps {
   readonly audit: AuditLogWriter;
   readonly costBudget: CostBudget;
   readonly feed: LiveFeed;
+  readonly redis: Redis;
+  readonly queryCache: QueryCache;
 }
 
 export interface Api {
@@ -97,6 +104,11 @@ export async function createApi(deps: ApiDeps): Promise<Api> {
     allowBatchedHttpRequests: true,
     // The parser stops at the limit, before a huge document costs any parsing or validation.
     parseOptions: { maxTokens: config.requestLimits.maxTokens },
+    // Automatic persisted queries in Redis, so a hash registered on one replica works on all.
+    persistedQueries: {
+      cache: createRedisKeyValueCache(deps.redis, { prefix: config.redis.keyPrefix }),
+      ttl: config.persistedQueries.ttlS,
+    },
     logger: logger.child({ component: 'apollo' }),
     plugins: [
       ApolloServerPluginDrainHttpServer({ httpServer, stopGracePeriodMillis: config.http.shutdownGraceMs }),
@@ -110,8 +122,17 @@ export async function createApi(deps: ApiDeps): Promise<Api> {
       operationLog,
       costLimitPlugin({ limits: costLimits }),
       auditLogPlugin({ writer: audit }),
-      // No HTTP cache hints are served (answers are cached in Redis per tenant instead), and the
-      // built-in cache-control plugin wraps every field resolver: about 10% of a list query's CPU.
+      // Whole answers of statistics-only operations, before execution (after the cost admission).
+      responseCachePlugin(
+        { redis: deps.redis, metrics, logger, generationKey: deps.queryCache.generationKey },
+        {
+          enabled: config.responseCache.enabled,
+          keyPrefix: config.redis.keyPrefix,
+          fields: statsResponseCacheFields(config.queryCache.ttlS),
+        },
+      ),
+      // GET cache headers come from the response cache above, and the built-in cache-control
+      // plugin wraps every field resolver: about 10% of a list query's CPU.
       ApolloServerPluginCacheControlDisabled(),
     ],
   });

@@ -191,6 +191,8 @@ export async function createApp(config: Config, logger: Logger): Promise<App> {
         audit,
         costBudget,
         feed,
+        redis,
+        queryCache,
       })
     : undefined;
   await http.ready();

@@ -91,6 +91,10 @@ const environmentSchema = z.object({
   QUERY_CACHE_TTL_REALTIME_S: int(5, 1, 86_400),
   QUERY_CACHE_TTL_AGGREGATE_S: int(300, 1, 86_400),
   QUERY_CACHE_TTL_CLOSED_S: int(3_600, 1, 7 * 86_400),
+  // Whole answers of operations made only of statistics fields, kept for the QUERY_CACHE_TTL_* tiers.
+  RESPONSE_CACHE: flag(true),
+  // Automatic persisted queries, shared by the replicas through Redis.
+  PERSISTED_QUERY_TTL_S: int(86_400, 1, 30 * 86_400),
   // Audit rows are queued in memory and written in batches off the request path; past
   // AUDIT_MAX_QUEUE waiting rows (Postgres down for long), new ones are dropped and counted.
   AUDIT_LOG_ENABLED: flag(true),
@@ -212,6 +216,8 @@ export const configSchema = environmentSchema.transform((env) => ({
       closed: env.QUERY_CACHE_TTL_CLOSED_S,
     },
   },
+  responseCache: { enabled: env.RESPONSE_CACHE },
+  persistedQueries: { ttlS: env.PERSISTED_QUERY_TTL_S },
   audit: {
     enabled: env.AUDIT_LOG_ENABLED,
     batchSize: env.AUDIT_BATCH_SIZE,

@@ -164,6 +164,19 @@ export function createMetrics() {
       registers: [registry],
     }),
 
+    responseCacheRequests: new Counter({
+      name: 'response_cache_requests_total',
+      help: 'Operations made only of cacheable fields, looked up in the whole-response cache before execution, by result: hit (answered without executing), miss (executed; stored when free of errors), error (Redis failed on read or write; executed or not stored).',
+      labelNames: ['result'] as const,
+      registers: [registry],
+    }),
+
+    responseCacheNotModified: new Counter({
+      name: 'response_cache_not_modified_total',
+      help: "GET answers sent as 304 Not Modified because If-None-Match named the answer's ETag.",
+      registers: [registry],
+    }),
+
     eventsAggregated: new Counter({
       name: 'events_aggregated_total',
       help: 'Stream entries the aggregate consumer group counted into the live windows and acknowledged, in one script per batch.',

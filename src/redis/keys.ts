@@ -97,6 +97,20 @@ export const queryCacheKeys = (prefix: string) => ({
   entry: (tenantId: string, field: string, argsDigest: string) => `${prefix}qc:{${tenantId}}:${field}:${argsDigest}`,
 });
 
+/**
+ * src/plugins/response-cache.plugin.ts: whole answers of statistics-only operations. The `{tenant}`
+ * hash tag keeps a tenant's keys, its generation included, on one cluster slot.
+ */
+export const responseCacheKeys = (prefix: string) => ({
+  entry: (tenantId: string, operationHash: string) => `${prefix}rc:{${tenantId}}:${operationHash}`,
+});
+
+/**
+ * src/redis/redis-key-value-cache.ts: Apollo Server's own keys (automatic persisted queries are
+ * `apq:<sha256>`), behind the gateway's prefix.
+ */
+export const apolloCacheKey = (prefix: string, key: string) => `${prefix}${key}`;
+
 /** src/plugins/cost/cost-budget.ts: one token bucket per API key. */
 export const costBudgetKey = (prefix: string, keyId: string) => `${prefix}cost:budget:${keyId}`;
 

@@ -70,7 +70,14 @@ describe('analytics queries', () => {
 
   before(async () => {
     gateway = await startGateway(
-      isolation.env({ BOOTSTRAP_API_KEY: ADMIN, INGEST_ACK: 'postgres', ROLLUP_REFRESH_INTERVAL_MS: '100' }),
+      isolation.env({
+        // These tests follow the per-field result cache; the whole-response cache, which would answer
+        // repeats before it, has its own (test/integration/plugins/response-cache.test.ts).
+        BOOTSTRAP_API_KEY: ADMIN,
+        INGEST_ACK: 'postgres',
+        ROLLUP_REFRESH_INTERVAL_MS: '100',
+        RESPONSE_CACHE: 'off',
+      }),
     );
     pool = testPool(isolation.databaseUrl, 3);
     redis = new Redis(REDIS_URL);
@@ -107,6 +114,7 @@ describe('analytics queries', () => {
         DATABASE_URL: url.toString(),
         MIGRATE_ON_START: 'false',
         QUERY_CACHE_ENABLED: 'false',
+        RESPONSE_CACHE: 'off',
         // users(first: 100) { events(first: 5) { user } } costs 1102 points, over the default 1000.
         COST_MAX_PER_OPERATION: '2000',
       }),

@@ -77,7 +77,14 @@ describe('tracing, trace ids in logs, resolver and operation metrics', () => {
 
   before(async () => {
     const config = loadConfig(
-      isolation.env({ BOOTSTRAP_API_KEY: ADMIN, INGEST_ACK: 'postgres', ROLLUP_REFRESH_INTERVAL_MS: '100' }),
+      isolation.env({
+        // The per-field result cache is what the Redis spans below follow; the whole-response cache
+        // (test/integration/plugins/response-cache.test.ts) would answer before any resolver.
+        BOOTSTRAP_API_KEY: ADMIN,
+        INGEST_ACK: 'postgres',
+        ROLLUP_REFRESH_INTERVAL_MS: '100',
+        RESPONSE_CACHE: 'off',
+      }),
     );
     app = await createApp(config, logger);
     url = `http://127.0.0.1:${(await app.listen()).port}`;
