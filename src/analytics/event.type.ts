@@ -31,6 +31,13 @@ export class Event {
 
   @Field(() => JSONScalar, { nullable: true })
   properties!: Record<string, unknown> | null;
+
+  @Field(() => String, {
+    nullable: true,
+    description:
+      'Where the event is in the live feed: pass it as eventRecorded(after:) to resume after it. Set on events eventRecorded pushes; null on events read by queries (their page cursor is the edge cursor).',
+  })
+  cursor?: string | null;
 }
 
 @ObjectType('EventEdge', { simpleResolvers: true })

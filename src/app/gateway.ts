@@ -25,6 +25,7 @@ import { createReadiness } from '../observability/readiness.js';
 import { createCostBudget } from '../plugins/cost/cost-budget.js';
 import { createLiveFeed } from '../realtime/live-feed.js';
 import { createRealtimeService } from '../realtime/realtime.service.js';
+import { createEventReplay } from '../realtime/event-replay.js';
 import { createWindowStore } from '../realtime/window-store.js';
 import { createSystemStatusService } from '../ops/system-status.service.js';
 import { closeRedis, createRedis } from '../redis/create-redis.js';
@@ -94,7 +95,8 @@ export async function createApp(config: Config, logger: Logger): Promise<App> {
     keyPrefix: config.redis.keyPrefix,
     metrics,
   });
-  const realtime = createRealtimeService({ store: windows, feed, metrics });
+  // eventRecorded(after:) replays the stream from the cursor (event-replay.ts).
+  const realtime = createRealtimeService({ store: windows, feed, metrics, replay: createEventReplay({ redis, keys }) });
   const queryCache = createQueryCache({ redis, keyPrefix: config.redis.keyPrefix, metrics, logger }, config.queryCache);
   const costBudget = createCostBudget(redis, config.redis.keyPrefix, {
     capacity: config.cost.budgetCapacity,
@@ -150,6 +152,9 @@ export async function createApp(config: Config, logger: Logger): Promise<App> {
     metrics,
     logger,
     intervalMs: config.streams.trimIntervalMs,
+    // Kept for eventRecorded(after:) replays (event-replay.ts).
+    replayRetentionMs: config.streams.replayRetentionMs,
+    replayMaxLength: Math.floor(config.streams.maxLength / 2),
   });
 
   // Every background part of this process, started in this order and stopped together.

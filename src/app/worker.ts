@@ -5,6 +5,7 @@ import type { Config } from '../config/config.js';
 import type { Logger } from '../observability/logger.js';
 import type { Metrics } from '../observability/metrics.js';
 import { createAggregateWorker } from '../realtime/aggregate.worker.js';
+import { withStreamPositions } from '../realtime/stream-positions.js';
 import type { RealtimeService } from '../realtime/realtime.service.js';
 import { createWindowPublisher } from '../realtime/window.publisher.js';
 import type { WindowStore } from '../realtime/window-store.js';
@@ -58,15 +59,20 @@ export function createStreamWorkers(deps: StreamWorkersDeps): Worker[] {
     { redis, store: windows, feed, logger, metrics },
     { intervalMs: config.realtime.pushIntervalMs, graceMs: config.realtime.graceMs },
   );
+  // The aggregate worker reports counted events without their stream positions, which
+  // eventRecorded's cursors carry: this store remembers them (stream-positions.ts).
+  const positions = withStreamPositions(windows);
   // What the worker counts goes out as window snapshots (throttled) and as events.
   const aggregate = createAggregateWorker(
     {
       connect,
       keys,
-      store: windows,
+      store: positions.store,
       onApplied: ({ touched, events }) => {
         publisher.touched(touched);
-        realtime.publishEvents(events).catch((err: unknown) => logger.warn({ err }, 'publishing events failed'));
+        realtime
+          .publishEvents(positions.positioned(events))
+          .catch((err: unknown) => logger.warn({ err }, 'publishing events failed'));
       },
       logger,
       metrics,

@@ -59,6 +59,9 @@ const environmentSchema = z.object({
   // SERVICE_UNAVAILABLE rather than trimming events nobody has persisted yet.
   STREAM_MAX_LENGTH: int(5_000_000, 1_000, 1_000_000_000),
   STREAM_TRIM_INTERVAL_MS: int(1_000, 100, 600_000),
+  // eventRecorded(after:) replays what the stream holds: entries are kept this long after every
+  // group is done with them (0: trimmed as soon as they are), unless that would fill half of STREAM_MAX_LENGTH.
+  STREAM_REPLAY_RETENTION_MS: int(0, 0, 86_400_000),
   PERSIST_BATCH_SIZE: int(1_000, 1, 10_000),
   PERSIST_BATCH_WAIT_MS: int(50, 1, 10_000),
   PERSIST_CLAIM_IDLE_MS: int(30_000, 100, 3_600_000),
@@ -166,6 +169,7 @@ export const configSchema = environmentSchema.transform((env) => ({
     partitions: env.STREAM_PARTITIONS,
     maxLength: env.STREAM_MAX_LENGTH,
     trimIntervalMs: env.STREAM_TRIM_INTERVAL_MS,
+    replayRetentionMs: env.STREAM_REPLAY_RETENTION_MS,
   },
   persist: {
     batchSize: env.PERSIST_BATCH_SIZE,

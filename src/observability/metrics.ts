@@ -251,6 +251,13 @@ export function createMetrics() {
       registers: [registry],
     }),
 
+    subscriptionExecutions: new Counter({
+      name: 'subscription_executions_total',
+      help: "Executions of a subscription's selection set on this replica, by field: one per pushed message and distinct selection (tenant, scopes, document, variables), shared by every subscriber of that channel with that selection, plus one per subscriber for its first snapshot. Compare with subscription_pushes_total.",
+      labelNames: ['field'] as const,
+      registers: [registry],
+    }),
+
     subscriptionPushesCoalesced: new Counter({
       name: 'subscription_pushes_coalesced_total',
       help: 'Window snapshots replaced by a newer one before a slow subscriber took them.',

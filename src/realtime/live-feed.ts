@@ -53,7 +53,7 @@ export function createLiveFeed(deps: { publisher: Redis; subscriber: Redis; keyP
   function iterate<T>(
     channel: string,
     options: { keep: 'latest' | number; first?: () => Promise<T | null> },
-  ): AsyncIterableIterator<T> {
+  ): LiveIterator<T> {
     const held: { value: T; size: number }[] = [];
     let heldBytes = 0;
     let waiting: ((r: IteratorResult<T>) => void) | undefined;
@@ -105,6 +105,10 @@ export function createLiveFeed(deps: { publisher: Redis; subscriber: Redis; keyP
       return { value: undefined, done: true };
     };
     return {
+      // A getter: a promise made here and never awaited would reject unhandled with Redis down.
+      get subscribed() {
+        return subscription.then(() => undefined);
+      },
       async next() {
         // Together: a read that fails (Redis down) answers at once, even while the subscribe waits.
         await Promise.all([subscription, initial]);
@@ -141,3 +145,8 @@ export function createLiveFeed(deps: { publisher: Redis; subscriber: Redis; keyP
 }
 
 export type LiveFeed = ReturnType<typeof createLiveFeed>;
+
+/** A channel's messages; `subscribed` settles once Redis has confirmed the subscription. */
+export interface LiveIterator<T> extends AsyncIterableIterator<T> {
+  readonly subscribed: Promise<void>;
+}

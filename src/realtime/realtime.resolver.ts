@@ -1,10 +1,10 @@
 import { Arg, Authorized, Resolver, Root, Subscription } from 'type-graphql';
-import type { EventRow } from '../analytics/event-read.repository.js';
 import { Event } from '../analytics/event.type.js';
 import type { RealtimeContext } from './realtime.context.js';
 import { UnauthenticatedError } from '../graphql/errors.js';
 import { MetricWindow } from './metric-window.type.js';
 import { Window } from './window.enum.js';
+import type { LiveEventRow } from './realtime.service.js';
 import type { WindowSnapshot } from './window-store.js';
 
 function tenantOf(context: unknown): string {
@@ -40,17 +40,24 @@ export class RealtimeResolver {
 
   @Authorized('analytics:read')
   @Subscription(() => Event, {
-    description: "Each of the tenant's events (of one type, or all) once it is counted in the live windows.",
+    description:
+      "Each of the tenant's events (of one type, or all) once it is counted in the live windows, with its cursor. With `after` (the cursor of the last event seen), first the events the event stream still holds after it, then live ones, none twice; a cursor older than the stream retains is BAD_USER_INPUT.",
     subscribe: ({ args, context }) =>
       (context as RealtimeContext).services.realtime.events(
         tenantOf(context),
         (args.type as string | null | undefined) ?? null,
+        (args.after as string | null | undefined) ?? null,
       ),
   })
   eventRecorded(
-    @Root() event: EventRow,
+    @Root() event: LiveEventRow,
     @Arg('type', () => String, { nullable: true }) _type: string | null,
-  ): EventRow {
+    @Arg('after', () => String, {
+      nullable: true,
+      description: 'The cursor of the last event seen: resume after it.',
+    })
+    _after: string | null,
+  ): LiveEventRow {
     return event;
   }
 }

@@ -1,6 +1,9 @@
+import { decodeCursor } from '../analytics/cursor.js';
 import type { EventRow } from '../analytics/event-read.repository.js';
 import type { StreamEvent } from '../ingest/stream-event.js';
 import type { Metrics } from '../observability/metrics.js';
+import { compareStreamIds } from '../streams/stream-entries.js';
+import { comparePositions, encodeEventCursor, type EventReplay, type StreamPosition } from './event-replay.js';
 import type { LiveFeed } from './live-feed.js';
 import type { WindowName } from './window.js';
 import type { WindowSnapshot, WindowStore } from './window-store.js';
@@ -53,9 +56,42 @@ function tracked<T>(
   };
 }
 
+/** An event as eventRecorded pushes it: with the cursor to resume after it. */
+export interface LiveEventRow extends EventRow {
+  /** Its stream position (event-replay.ts); null when the publisher did not know it. */
+  readonly cursor: string | null;
+}
+
+/** A counted event and where it is in the stream (the aggregate group's batch tells both). */
+export interface PositionedEvent {
+  readonly event: StreamEvent;
+  readonly position: StreamPosition | undefined;
+}
+
+function liveRow(e: StreamEvent, position: StreamPosition | undefined): LiveEventRow {
+  return {
+    id: e.id,
+    type: e.type,
+    userId: e.userId,
+    sessionId: e.sessionId,
+    timestamp: new Date(e.occurredAt),
+    receivedAt: new Date(e.receivedAt),
+    value: e.value,
+    properties: e.properties === null ? null : (JSON.parse(e.properties) as Record<string, unknown>),
+    timeUs: String(e.occurredAt * 1000),
+    cursor: position ? encodeEventCursor(position) : null,
+  };
+}
+
 /** The subscriptions' side of the live windows: what a subscriber of this replica receives. */
-export function createRealtimeService(deps: { store: WindowStore; feed: LiveFeed; metrics: Metrics }) {
-  const { store, feed, metrics } = deps;
+export function createRealtimeService(deps: {
+  store: WindowStore;
+  feed: LiveFeed;
+  metrics: Metrics;
+  /** Reads the stream for eventRecorded(after:); without it, `after` is refused. */
+  replay?: EventReplay;
+}) {
+  const { store, feed, metrics, replay } = deps;
   return {
     /**
      * The current window at once, then every newer snapshot (never an older one: a snapshot is
@@ -78,29 +114,84 @@ export function createRealtimeService(deps: { store: WindowStore; feed: LiveFeed
       });
     },
 
-    /** Every event of the tenant (of one type, or all), as the aggregate group counts them. */
-    events(tenantId: string, type: string | null): AsyncIterableIterator<EventRow> {
-      const source = feed.iterate<EventRow>(feed.channels.events(tenantId, type), {
-        keep: MAX_HELD_EVENT_BYTES,
-      });
-      return tracked(metrics, 'eventRecorded', source);
+    /**
+     * Every event of the tenant (of one type, or all), as the aggregate group counts them. With
+     * `after` (a cursor an event carried), first what the stream still holds after it, then live,
+     * with no gap and no repeat between the two: the live channel is subscribed first and buffers
+     * while the stream is read to its end; then live events the replay already covered (at or
+     * before the cursor, or at or before the last entry read of their partition) are skipped.
+     * A malformed cursor, or one older than the stream retains, is BAD_USER_INPUT.
+     */
+    async events(
+      tenantId: string,
+      type: string | null,
+      after?: string | null,
+    ): Promise<AsyncIterableIterator<LiveEventRow>> {
+      const channel = feed.channels.events(tenantId, type);
+      if (after === null || after === undefined) {
+        return tracked(metrics, 'eventRecorded', feed.iterate<LiveEventRow>(channel, { keep: MAX_HELD_EVENT_BYTES }));
+      }
+      if (!replay) throw new Error('eventRecorded(after:) needs the event replay');
+      const cursor = replay.parse(after);
+      const live = feed.iterate<LiveEventRow>(channel, { keep: MAX_HELD_EVENT_BYTES });
+      const readUpTo = new Map<number, string>();
+      const replayed = replay.replay(tenantId, type, cursor, readUpTo);
+      // Subscribed before the stream is read; the first page (and the trim check) before the
+      // subscription is answered, so a refused cursor is the subscription's error.
+      let head: IteratorResult<{ event: StreamEvent; position: StreamPosition }>;
+      try {
+        await live.subscribed;
+        head = await replayed.next();
+      } catch (err) {
+        await Promise.all([live.return?.(), replayed.return(undefined)]);
+        throw err;
+      }
+      const covered = (row: LiveEventRow): boolean => {
+        if (row.cursor === null) return false;
+        const [partition, entryId] = decodeCursor(row.cursor, 2) as [string, string];
+        const position = { partition: Number(partition), entryId };
+        if (comparePositions(position, cursor) <= 0) return true;
+        const upTo = readUpTo.get(position.partition);
+        return upTo !== undefined && compareStreamIds(entryId, upTo) <= 0;
+      };
+      let replaying = true;
+      const resumed: AsyncIterableIterator<LiveEventRow> = {
+        async next() {
+          if (replaying) {
+            const r = head.done ? head : await replayed.next();
+            if (!head.done) {
+              const first = head.value;
+              head = r;
+              return { value: liveRow(first.event, first.position), done: false };
+            }
+            replaying = false;
+          }
+          for (;;) {
+            const r = await live.next();
+            if (r.done || !covered(r.value)) return r;
+          }
+        },
+        return: async () => {
+          replaying = false;
+          await Promise.all([replayed.return(undefined), live.return?.()]);
+          return { value: undefined, done: true };
+        },
+        throw: async (err: unknown) => {
+          await resumed.return!();
+          throw err;
+        },
+        [Symbol.asyncIterator]() {
+          return resumed;
+        },
+      };
+      return tracked(metrics, 'eventRecorded', resumed);
     },
 
     /** Worker side: one message per (tenant, type) and per tenant for a counted batch. */
-    async publishEvents(events: readonly StreamEvent[]): Promise<void> {
+    async publishEvents(events: readonly PositionedEvent[]): Promise<void> {
       const groups = new Map<string, EventRow[]>();
-      for (const e of events) {
-        const row: EventRow = {
-          id: e.id,
-          type: e.type,
-          userId: e.userId,
-          sessionId: e.sessionId,
-          timestamp: new Date(e.occurredAt),
-          receivedAt: new Date(e.receivedAt),
-          value: e.value,
-          properties: e.properties === null ? null : (JSON.parse(e.properties) as Record<string, unknown>),
-          timeUs: String(e.occurredAt * 1000),
-        };
+      for (const { event: e, position } of events) {
+        const row = liveRow(e, position);
         for (const channel of [feed.channels.events(e.tenantId, e.type), feed.channels.events(e.tenantId, null)]) {
           const list = groups.get(channel);
           if (list) list.push(row);

@@ -1,5 +1,5 @@
 import type { Server } from 'node:http';
-import { GraphQLError, execute, subscribe, type GraphQLSchema } from 'graphql';
+import { GraphQLError, execute, type GraphQLSchema } from 'graphql';
 import { CloseCode } from 'graphql-ws';
 import { useServer } from 'graphql-ws/use/ws';
 import { WebSocketServer } from 'ws';
@@ -15,6 +15,7 @@ import type { CostLimits } from '../plugins/cost/cost-limits.js';
 import { admitWebSocketOperation } from '../plugins/cost/websocket-admission.js';
 import type { OperationObserver } from '../plugins/operation-report.js';
 import { createSubscriptionObserver } from '../plugins/subscription.observer.js';
+import { createSubscriptionFanout } from './subscription-fanout.js';
 
 export interface WebSocketServerOptions {
   /** Close a connection that sends no connection_init within this (4408). WS_CONNECTION_INIT_TIMEOUT_MS, 5 s. */
@@ -74,6 +75,8 @@ export function createWebSocketServer(
   const log = deps.logger.child({ component: 'websocket' });
   const wss = new WebSocketServer({ server: deps.httpServer, path: '/graphql' });
   const observer = createSubscriptionObserver(deps.operationObservers ?? [], log);
+  // One execution and one serialization per pushed message and selection (subscription-fanout.ts).
+  const fanout = createSubscriptionFanout({ metrics });
   const states = new WeakMap<object, ConnectionState>();
   const perKey = new Map<string, number>();
   const stateOf = (extra: object) => {
@@ -91,6 +94,7 @@ export function createWebSocketServer(
   wss.on('connection', (socket) => {
     // Registered before graphql-ws's listener, so its handlers of this socket run untraced.
     observer.untraced(socket);
+    fanout.attach(socket);
     metrics.wsConnections.inc();
     socket.once('close', () => metrics.wsConnections.dec());
   });
@@ -100,7 +104,8 @@ export function createWebSocketServer(
       schema: deps.schema,
       connectionInitWaitTimeout: options.connectionInitTimeoutMs,
       execute: (args) => observer.run(args, execute),
-      subscribe: (args) => observer.run(args, subscribe),
+      subscribe: (args) => observer.run(args, fanout.subscribe),
+      onNext: (ctx, id, _payload, _args, result) => fanout.prepare(ctx.extra.socket, id, result),
       onOperation: (ctx, id, _payload, args, result) => observer.operated(ctx.extra, id, args, result),
       onConnect: async (ctx) => {
         const socket = ctx.extra.socket;

@@ -17,6 +17,42 @@ export interface PartitionState {
 }
 
 /** Groups whose unread and unacknowledged entries must survive trimming. */
+/**
+ * XTRIM MINID, and then the stream's max-deleted-entry-id raised to the greatest id it trimmed
+ * (XSETID): Redis 7 moves that id on XDEL only, and eventRecorded's replay (src/realtime/
+ * event-replay.ts) reads it to know exactly whether entries after a cursor are gone. Atomic, so
+ * an XADD in between cannot move the last id under XSETID. KEYS[1] = stream, ARGV[1] = floor.
+ * Returns how many entries were trimmed.
+ */
+const TRIM_LUA = `
+local stream, floor = KEYS[1], ARGV[1]
+local below = redis.call('XREVRANGE', stream, '(' .. floor, '-', 'COUNT', 1)
+if #below == 0 then return 0 end
+local trimmed = redis.call('XTRIM', stream, 'MINID', floor)
+local info = redis.call('XINFO', 'STREAM', stream)
+local state = {}
+for i = 1, #info, 2 do state[info[i]] = info[i + 1] end
+local function parts(id)
+  local ms, seq = string.match(id, '^(%d+)-(%d+)$')
+  return tonumber(ms), tonumber(seq)
+end
+local top = below[1][1]
+local tms, tseq = parts(top)
+local dms, dseq = parts(state['max-deleted-entry-id'])
+if dms < tms or (dms == tms and dseq < tseq) then
+  redis.call('XSETID', stream, state['last-generated-id'], 'ENTRIESADDED', state['entries-added'], 'MAXDELETEDID', top)
+end
+return trimmed
+`;
+
+type WithTrim = { agwTrimStream(numKeys: number, stream: string, floor: string): Promise<number> };
+
+/** Trims a stream below `floor` (XTRIM MINID), recording the greatest id trimmed (TRIM_LUA). */
+export function trimStreamBelow(redis: Redis, stream: string, floor: string): Promise<number> {
+  if (!(redis as Redis & Partial<WithTrim>).agwTrimStream) redis.defineCommand('agwTrimStream', { lua: TRIM_LUA });
+  return (redis as Redis & WithTrim).agwTrimStream(1, stream, floor);
+}
+
 /** A consumer idle this long with nothing pending is a process that is gone (each start takes a new name). */
 const FORGET_CONSUMER_AFTER_MS = 60 * 60_000;
 
@@ -37,6 +73,13 @@ export function createStreamMaintenanceWorker(deps: {
   intervalMs: number;
   /** Groups whose unread and pending entries are never trimmed. Default: persist and aggregate. */
   requiredGroups?: readonly string[];
+  /**
+   * Entries younger than this are kept though every group is done with them, for eventRecorded's
+   * replay (src/realtime/event-replay.ts), while the partition holds fewer than `replayMaxLength`.
+   * STREAM_REPLAY_RETENTION_MS, default 0; `replayMaxLength` is half of STREAM_MAX_LENGTH.
+   */
+  replayRetentionMs?: number;
+  replayMaxLength?: number;
 }) {
   const { redis, keys, metrics } = deps;
   const requiredGroups = deps.requiredGroups ?? Object.values(CONSUMER_GROUPS);
@@ -85,9 +128,14 @@ export function createStreamMaintenanceWorker(deps: {
       }
       if (floor === undefined || compareStreamIds(needed, floor) < 0) floor = needed;
     }
+    const retention = deps.replayRetentionMs ?? 0;
+    if (floor && retention > 0 && state.length < (deps.replayMaxLength ?? Infinity)) {
+      const kept = `${Math.max(0, Date.now() - retention)}-0`;
+      if (compareStreamIds(kept, floor) < 0) floor = kept;
+    }
     // Exact, not '~': approximate trimming only drops whole radix nodes (~100 entries), so a quiet
     // stream would never shrink; once a second this costs little.
-    return floor ? redis.xtrim(stream, 'MINID', floor) : 0;
+    return floor ? trimStreamBelow(redis, stream, floor) : 0;
   }
 
   /** Removes consumers that hold no entries and have not read for an hour: finished processes. */
