@@ -144,7 +144,7 @@ export class AnalyticsService {
   ): Promise<EventRow[]> {
     return scope.loaders.latestEvents.load({
       userId: user.id,
-      seen: { first: user.firstSeen, last: user.lastSeen },
+      seen: { first: user.firstSeen, last: user.lastSeen, events: user.eventCount },
       first: pageSize(first, 10, MAX_USER_EVENTS),
       type,
     });

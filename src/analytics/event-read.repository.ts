@@ -48,7 +48,12 @@ interface Row {
 export interface UserSeen {
   readonly first: Date;
   readonly last: Date;
+  /** How many events the user rollup counts for the user, when known. */
+  readonly events?: number;
 }
+
+/** The narrowest first window latestByUsers reads. */
+const MIN_WINDOW_MS = 3_600_000;
 
 /** How far before a user's last known event latestByUsers looks first. */
 const RECENT_WINDOW_MS = 7 * 86_400_000;
@@ -173,11 +178,12 @@ export class EventReadRepository {
    *
    * Each day partition has its own index, and a newest-first walk opens every one of them (Merge
    * Append) before it returns a row: ~100 index probes per user at 90 days. When the caller knows
-   * when a user was first and last seen (the user rollup), the walk starts at `occurred_at >=
-   * last - RECENT_WINDOW_MS` (events after `last` are still found), which the generic plan prunes
-   * per user to the last few partitions. Only users that window leaves short of `perUser` rows
-   * and that had events before it (`first` is older) are read again over their whole history, in
-   * one more statement. So a late event stamped before the window of a user whose known history
+   * when a user was first and last seen and how many events it has (the user rollup), the walk
+   * starts at a window before `last` sized to the user's rate (firstWindowStart below; events
+   * after `last` are still found), which the generic plan prunes per user to the last partition
+   * or few. Only users that window leaves short of `perUser` rows and that had events before it
+   * (`first` is older) are read again, over a wider window and then from `first` on (at most two
+   * more statements). So a late event stamped before the window of a user whose known history
    * fits in it shows here once the refresher has folded it into the rollup, as it does in the
    * user's totals.
    */
@@ -187,23 +193,22 @@ export class EventReadRepository {
     perUser: number,
     type: string | null,
   ): Promise<Map<string, EventRow[]>> {
-    const windowed = users.map((u) => ({
-      id: u.id,
-      seen: u.seen,
-      since: u.seen ? new Date(u.seen.last.getTime() - RECENT_WINDOW_MS) : null,
-    }));
-    const byUser = await this.latestSince(tenantId, windowed, perUser, type);
-    const short = windowed.filter(
-      (u) => u.seen && u.since && u.seen.first < u.since && byUser.get(u.id)!.length < perUser,
-    );
-    if (short.length > 0) {
-      const whole = await this.latestSince(
-        tenantId,
-        short.map((u) => ({ id: u.id, since: null })),
-        perUser,
-        type,
-      );
-      for (const [id, rows] of whole) byUser.set(id, rows);
+    let pending = users.map((u) => ({ id: u.id, seen: u.seen, since: firstWindowStart(u.seen, perUser, type) }));
+    const byUser = await this.latestSince(tenantId, pending, perUser, type);
+    // Users the window left short of `perUser` rows that had events before it are read again from
+    // a window 16 times as long (at least RECENT_WINDOW_MS), then from their first event on: at
+    // most three statements, the later ones for ever fewer users.
+    for (let step = 0; step < 2; step++) {
+      pending = pending
+        .filter((u) => u.seen && u.since && u.seen.first < u.since && byUser.get(u.id)!.length < perUser)
+        .map((u) => {
+          const last = u.seen!.last.getTime();
+          const wider = last - Math.max(16 * (last - u.since!.getTime()), RECENT_WINDOW_MS);
+          const since = step === 0 && wider > u.seen!.first.getTime() ? new Date(wider) : u.seen!.first;
+          return { ...u, since };
+        });
+      if (pending.length === 0) break;
+      for (const [id, rows] of await this.latestSince(tenantId, pending, perUser, type)) byUser.set(id, rows);
     }
     return byUser;
   }
@@ -228,6 +233,24 @@ export class EventReadRepository {
     for (const row of rows) byUser.get(row.user_id!)?.push(toEvent(row));
     return byUser;
   }
+}
+
+/**
+ * Where latestByUsers starts reading a user: without the rollup's figures, nowhere in particular
+ * (the whole history); with them, a window sized to hold about twice `perUser` of the user's
+ * events at the user's own average rate (between an hour and RECENT_WINDOW_MS), so that a busy
+ * user's first read touches one partition and a quiet one's a few; a user with no more events
+ * than asked for is read from its first event at once. A type filter keeps RECENT_WINDOW_MS: the
+ * rollup's count is of all types.
+ */
+function firstWindowStart(seen: UserSeen | null | undefined, perUser: number, type: string | null): Date | null {
+  if (!seen) return null;
+  const last = seen.last.getTime();
+  if (type !== null || seen.events === undefined) return new Date(last - RECENT_WINDOW_MS);
+  if (seen.events <= perUser) return seen.first;
+  const span = Math.max(last - seen.first.getTime(), 1);
+  const window = Math.min(Math.max((2 * perUser * span) / seen.events, MIN_WINDOW_MS), RECENT_WINDOW_MS);
+  return new Date(last - window);
 }
 
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-7[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$/i;

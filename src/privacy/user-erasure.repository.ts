@@ -97,7 +97,7 @@ export class UserErasureRepository {
 
   /**
    * Deletes up to `limit` of the user's events in one partition, in its own short transaction
-   * (autocommit): the rows are found by events_tenant_user_time_idx and deleted by ctid (TID
+   * (autocommit): the rows are found by events_tenant_user_time_id_idx and deleted by ctid (TID
    * Scan), so only those rows are locked and inserts into the partition never wait. The same
    * statement forgets their messageIds and marks their hours dirty, so a crash between batches
    * leaves rollups the refresher will correct.

@@ -68,7 +68,7 @@ describe('database preparation and migrations', () => {
     );
     const defs = indexes.rows.map((r) => r.def).join('\n');
     assert.match(defs, /\(tenant_id, occurred_at, id\)/);
-    assert.match(defs, /\(tenant_id, user_id, occurred_at DESC\)/);
+    assert.match(defs, /\(tenant_id, user_id, occurred_at DESC, id DESC\)/);
     assert.match(defs, /\(tenant_id, type, occurred_at DESC\)/);
     const today = new Date().toISOString().slice(0, 10).replaceAll('-', '');
     const parts = await pool.query<{ name: string }>(
