@@ -11,8 +11,8 @@ export interface SystemStatusDeps {
   readonly pool: Pool;
   /** Live state of every partition: the stream maintenance worker's inspectAll. */
   readonly inspectStreams: () => Promise<PartitionState[]>;
-  /** The counters of the query cache (query_cache_requests_total). */
-  readonly metrics: Pick<Metrics, 'queryCacheRequests'>;
+  /** The counters of the caches (query_cache_requests_total, response_cache_requests_total). */
+  readonly metrics: Pick<Metrics, 'queryCacheRequests' | 'responseCacheRequests'>;
   /** The replica's Postgres pools by name. */
   readonly pools: Readonly<Record<string, PoolCounts>>;
   readonly logger: Logger;
@@ -32,6 +32,11 @@ export function createSystemStatusService(deps: SystemStatusDeps) {
     for (const { labels, value } of (await deps.metrics.queryCacheRequests.get()).values) {
       if (labels.result === 'hit') hits += value;
       else misses += value;
+    }
+    // A whole answer from the response cache is a hit too; its misses go on to the per-field
+    // cache above, which counts them once there.
+    for (const { labels, value } of (await deps.metrics.responseCacheRequests.get()).values) {
+      if (labels.result === 'hit') hits += value;
     }
     return { hits, misses, hitRatio: hits + misses > 0 ? hits / (hits + misses) : null };
   }

@@ -42,7 +42,8 @@ export class RollupStatus {
 
 @ObjectType('CacheStatus', {
   simpleResolvers: true,
-  description: 'The query result cache, as seen by the replica that answers (since it started).',
+  description:
+    'The result caches (whole answers, then per field), as seen by the replica that answers (since it started): a whole answer served is a hit, a field computed from Postgres a miss.',
 })
 export class CacheStatus {
   @Field(() => SafeIntScalar)
