@@ -49,6 +49,7 @@ import { costLimitPlugin } from './plugins/cost-limit.plugin.js';
 import { createCostBudget } from './plugins/cost/cost-budget.js';
 import { createCostLimits } from './plugins/cost/cost-limits.js';
 import { loggingPlugin } from './plugins/logging.plugin.js';
+import { operationGuardPlugin } from './plugins/operation-guard.plugin.js';
 import { tracingPlugin } from './plugins/tracing.plugin.js';
 import { closeRedis, createRedis } from './redis/create-redis.js';
 
@@ -256,6 +257,9 @@ export async function createApp(config: Config, logger: Logger): Promise<App> {
         parseOptions: { maxTokens: config.requestLimits.maxTokens },
         logger: logger.child({ component: 'apollo' }),
         plugins: [
+          // First: refuses what no other plugin's didResolveOperation should see (no operation, a
+          // subscription over HTTP, text Postgres cannot store).
+          operationGuardPlugin(),
           ApolloServerPluginDrainHttpServer({ httpServer, stopGracePeriodMillis: config.http.shutdownGraceMs }),
           // Apollo drains HTTP only; the WebSocket connections are closed with it.
           { serverWillStart: async () => ({ drainServer: async () => webSockets?.dispose() }) },

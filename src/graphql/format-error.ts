@@ -16,6 +16,12 @@ const APOLLO_REQUEST_CODES = new Set([
   'OPERATION_RESOLUTION_FAILURE',
 ]);
 
+/**
+ * Request errors Apollo Server raises without a code (so they would be masked), by message, with
+ * the code they deserve: the client's own mistake, answered 400 already.
+ */
+const APOLLO_UNCODED_REQUEST_ERRORS = new Map([['provided sha does not match query', 'BAD_REQUEST']]);
+
 /** True when the error was made safe to show on purpose (anywhere along its cause chain). */
 function isSafeError(error: unknown): boolean {
   for (let e = error, depth = 0; e && depth < 5; depth++) {
@@ -41,6 +47,10 @@ export function isExposed(shape: Pick<GraphQLFormattedError, 'extensions' | 'pat
  */
 export function formatError(formatted: GraphQLFormattedError, error: unknown): GraphQLFormattedError {
   if (isExposed(formatted, error)) return formatted;
+  const requestCode = !formatted.path && !(error as { originalError?: unknown }).originalError
+    ? APOLLO_UNCODED_REQUEST_ERRORS.get(formatted.message)
+    : undefined;
+  if (requestCode) return { message: formatted.message, extensions: { code: requestCode } };
   return {
     message: 'Internal server error',
     ...(formatted.locations ? { locations: formatted.locations } : {}),

@@ -92,6 +92,10 @@ const bodyErrorHandler: ErrorRequestHandler = (err: { type?: string; limit?: num
     res.status(400).json({
       errors: [{ message: 'Request body is not valid JSON', extensions: { code: ErrorCode.BAD_USER_INPUT } }],
     });
+  } else if (err.type === 'charset.unsupported' || err.type === 'encoding.unsupported') {
+    res.status(415).json({
+      errors: [{ message: 'Request body must be UTF-8 JSON', extensions: { code: ErrorCode.BAD_USER_INPUT } }],
+    });
   } else {
     next(err);
   }
