@@ -76,9 +76,13 @@ export async function createApp(config: Config, logger: Logger): Promise<App> {
   const metrics = createMetrics();
   await prepareDatabase(config, logger, { migrate: config.database.migrateOnStart });
 
-  const pool = createPool(config, logger);
+  const pool = createPool(config, logger, { metrics });
   // Connections open on first use, so a worker-only process never opens one.
-  const eventReadPool = createPool(config, logger, { name: 'analytics-gateway-event-reads', genericPlans: true });
+  const eventReadPool = createPool(config, logger, {
+    name: 'analytics-gateway-event-reads',
+    genericPlans: true,
+    metrics,
+  });
   const redis = createRedis(config, logger, { name: 'commands' });
   const authSubscriber = createRedis(config, logger, { name: 'auth-subscriber', queueWhileDisconnected: true });
 
@@ -182,7 +186,14 @@ export async function createApp(config: Config, logger: Logger): Promise<App> {
       )
     : undefined;
 
-  const readiness = createReadiness({ pool, redis, metrics, timeoutMs: config.http.readyCheckTimeoutMs });
+  const readiness = createReadiness({
+    pool,
+    redis,
+    metrics,
+    timeoutMs: config.http.readyCheckTimeoutMs,
+    // A replica serving the API degrades without Redis; one that only consumes streams cannot work.
+    essential: runsApi ? ['postgres'] : ['postgres', 'redis'],
+  });
   // Reports rather than judges: with Redis down the "redis" check fails, and this one says what
   // that means for ingestion (degraded mode since when) instead of failing a second time.
   readiness.register('streams', async () => ({

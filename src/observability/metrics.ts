@@ -10,6 +10,8 @@ export function createMetrics() {
   collectDefaultMetrics({ register: registry });
   // Staleness is computed at scrape time, so it keeps growing while no refresh succeeds.
   const rollupRefreshedAt = new Map<string, number>();
+  // Postgres pools by name, read at scrape time (db/pool.ts registers each one it creates).
+  const pools = new Map<string, { totalCount: number; idleCount: number; waitingCount: number }>();
 
   return {
     registry,
@@ -280,6 +282,52 @@ export function createMetrics() {
     costBudgetErrors: new Counter({
       name: 'cost_budget_errors_total',
       help: 'Budget charges, refunds or reads that failed because Redis could not be reached; the operation was served without a budget (fail-open).',
+      registers: [registry],
+    }),
+
+    dbPoolConnections: new Gauge({
+      name: 'db_pool_connections',
+      help: 'Connections of a Postgres pool by state, read at scrape time: total (open), idle (open, not lent out), waiting (callers queued for a connection; above 0 for long, the pool is too small or a statement holds it).',
+      labelNames: ['pool', 'state'] as const,
+      registers: [registry],
+      collect() {
+        for (const [pool, p] of pools) {
+          this.set({ pool, state: 'total' }, p.totalCount);
+          this.set({ pool, state: 'idle' }, p.idleCount);
+          this.set({ pool, state: 'waiting' }, p.waitingCount);
+        }
+      },
+    }),
+
+    observePool(name: string, pool: { totalCount: number; idleCount: number; waitingCount: number }): void {
+      pools.set(name, pool);
+    },
+
+    dbQueryDuration: new Histogram({
+      name: 'db_query_duration_seconds',
+      help: 'Time of one Postgres statement, from sending it to its result or error, by pool and statement (the name a repository gives it, or its verb and first table; at most 200 distinct, later ones share other); observed once per statement.',
+      labelNames: ['pool', 'statement', 'outcome'] as const,
+      buckets: [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10],
+      registers: [registry],
+    }),
+
+    dbStatementTimeouts: new Counter({
+      name: 'db_statement_timeouts_total',
+      help: 'Statements Postgres cancelled at DB_STATEMENT_TIMEOUT_MS (SQLSTATE 57014), by pool; each was answered SERVICE_UNAVAILABLE and its connection went back to the pool.',
+      labelNames: ['pool'] as const,
+      registers: [registry],
+    }),
+
+    authFailures: new Counter({
+      name: 'auth_failures_total',
+      help: 'Presented credentials refused (malformed, unknown, wrong secret, revoked), counted once per refused request or WebSocket connection, before throttling looks at them.',
+      registers: [registry],
+    }),
+
+    authThrottled: new Counter({
+      name: 'auth_throttled_total',
+      help: 'Requests or WebSocket connections refused with RATE_LIMITED before their key was checked, because their client address or key prefix failed authentication too often in the window (AUTH_THROTTLE_*), by subject: address or key_prefix.',
+      labelNames: ['subject'] as const,
       registers: [registry],
     }),
 
