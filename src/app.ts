@@ -15,6 +15,7 @@ import { createRollupRefresher } from './analytics/rollup.refresher.js';
 import { AuditLogService } from './audit/audit-log.service.js';
 import { createAuditLogWriter } from './audit/audit-log.writer.js';
 import { ApiKeyService } from './auth/api-key.service.js';
+import { createAuthThrottle } from './auth/auth-throttle.js';
 import { createKeyVerifier } from './auth/key-verifier.js';
 import type { Config } from './config/config.js';
 import { createPool } from './db/pool.js';
@@ -120,6 +121,11 @@ export async function createApp(config: Config, logger: Logger): Promise<App> {
   // Rows are queued by the request path and written in batches; stop() below writes the rest.
   const audit = createAuditLogWriter({ pool, logger, metrics }, config.audit);
   const keyVerifier = createKeyVerifier({ pool, subscriber: authSubscriber, config, logger, metrics });
+  // Failed authentications per address and key prefix, shared through Redis; HTTP and WebSocket.
+  const authThrottle = createAuthThrottle(
+    { redis, keyPrefix: config.redis.keyPrefix, metrics, logger },
+    config.auth.throttle,
+  );
   const partitions = createEventPartitionsWorker(
     { pool, logger },
     { messageIdRetentionS: config.ingest.dedupeWindowS + 86_400 },
@@ -247,6 +253,7 @@ export async function createApp(config: Config, logger: Logger): Promise<App> {
           metrics,
           audit,
           costLimits,
+          authThrottle,
           operationObservers: [tracing, operationLog],
         },
         { ...config.websocket, maxTokens: config.requestLimits.maxTokens },
@@ -342,6 +349,7 @@ export async function createApp(config: Config, logger: Logger): Promise<App> {
         services,
         maxBodyBytes: config.http.maxBodyBytes,
         audit,
+        authThrottle,
         batchLimit: { metrics, maxOperations: config.requestLimits.maxBatchOperations, mode: config.cost.mode },
       }),
     );

@@ -4,7 +4,8 @@ import express, { type ErrorRequestHandler, type Request, type Router } from 'ex
 import { auditEntry, presentedKeyPrefix, requestClient } from '../audit/audit-entry.js';
 import type { AuditLogWriter } from '../audit/audit-log.writer.js';
 import { parseBearerToken } from '../auth/bearer-token.js';
-import type { KeyVerifier } from '../auth/key-verifier.js';
+import { AuthThrottledError, type AuthThrottle } from '../auth/auth-throttle.js';
+import type { KeyVerifier, RefusedKeyError } from '../auth/key-verifier.js';
 import type { Viewer } from '../auth/viewer.js';
 import type { GatewayContext, Services } from '../graphql/context.js';
 import { ErrorCode } from '../graphql/error-codes.js';
@@ -18,6 +19,8 @@ export interface GraphqlMiddlewareDeps {
   readonly maxBodyBytes: number;
   /** Authentication failures and body-size refusals happen before Apollo's plugins run: audited here. */
   readonly audit?: Pick<AuditLogWriter, 'record'>;
+  /** Failed authentications counted per address and key prefix; throttled clients refused before the lookup. */
+  readonly authThrottle?: AuthThrottle;
   /** Batched requests (a JSON array of operations) longer than this are refused before any runs. */
   readonly batchLimit?: BatchLimitOptions & { readonly metrics: Metrics };
 }
@@ -46,20 +49,37 @@ export function graphqlMiddleware(deps: GraphqlMiddlewareDeps): Router {
       context: async ({ req }: { req: Request }): Promise<GatewayContext> => {
         const client = requestClient(req);
         const header = req.headers.authorization;
+        const keyPrefix = presentedKeyPrefix(/^\s*Bearer\s+(\S+)/i.exec(String(header))?.[1]);
         let viewer: Viewer | null;
         try {
+          // Before the key costs a lookup: RATE_LIMITED with Retry-After (auth/auth-throttle.ts).
+          if (header) await deps.authThrottle?.check(client.ip, keyPrefix);
           const token = parseBearerToken(header);
           viewer = token === undefined ? null : await deps.keyVerifier.verify(token);
         } catch (err) {
           if ((err as { code?: unknown }).code === ErrorCode.UNAUTHENTICATED) {
+            void deps.authThrottle?.recordFailure(client.ip, keyPrefix);
             deps.audit?.record(
               auditEntry({
                 action: 'authenticate',
                 result: 'unauthenticated',
                 client,
                 requestId: String(req.id),
-                keyPrefix: presentedKeyPrefix(/^\s*Bearer\s+(\S+)/i.exec(String(header))?.[1]),
+                keyPrefix,
+                // A revoked key, or a wrong secret for a known prefix: the row goes to that key's tenant.
+                owner: (err as Partial<RefusedKeyError>).owner,
                 details: { reason: (err as Error).message },
+              }),
+            );
+          } else if (err instanceof AuthThrottledError) {
+            deps.audit?.record(
+              auditEntry({
+                action: 'authenticate',
+                result: 'rejected',
+                client,
+                requestId: String(req.id),
+                keyPrefix,
+                details: { code: err.code, subject: err.subject },
               }),
             );
           }

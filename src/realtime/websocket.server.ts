@@ -6,7 +6,8 @@ import { WebSocketServer } from 'ws';
 import { randomUUID } from 'node:crypto';
 import { auditEntry, presentedKeyPrefix, requestClient, type AuditEntry } from '../audit/audit-entry.js';
 import { parseBearerToken } from '../auth/bearer-token.js';
-import type { KeyVerifier } from '../auth/key-verifier.js';
+import type { AuthThrottle } from '../auth/auth-throttle.js';
+import type { KeyOwner, KeyVerifier, RefusedKeyError } from '../auth/key-verifier.js';
 import { grants } from '../auth/scopes.js';
 import type { Viewer } from '../auth/viewer.js';
 import type { GatewayContext, Services } from '../graphql/context.js';
@@ -57,6 +58,8 @@ export function createWebSocketServer(
     audit?: { record(entry: AuditEntry): void };
     /** Depth, alias, directive, cost and budget limits, as over HTTP; none when absent. */
     costLimits?: CostLimits;
+    /** Failed authentications counted and throttled as over HTTP (auth/auth-throttle.ts). */
+    authThrottle?: AuthThrottle;
     /** Told about every operation, as Apollo plugins are over HTTP (tracing, logging). */
     operationObservers?: readonly OperationObserver[];
   },
@@ -99,6 +102,18 @@ export function createWebSocketServer(
         const raw = ctx.connectionParams?.authorization;
         let viewer: Viewer | undefined;
         let token: string | undefined;
+        let owner: KeyOwner | undefined;
+        const address = requestClient(ctx.extra.request).ip;
+        const keyPrefix = typeof raw === 'string' ? presentedKeyPrefix(raw.replace(/^\s*bearer\s+/i, '').trim()) : null;
+        if (raw !== undefined && raw !== null && raw !== '') {
+          try {
+            await deps.authThrottle?.check(address, keyPrefix);
+          } catch (err) {
+            // graphql-ws's 4429 ("too many requests") with the wait, as HTTP's Retry-After.
+            socket.close(CloseCode.TooManyInitialisationRequests, (err as Error).message.slice(0, 120));
+            return false;
+          }
+        }
         try {
           // A bare key is accepted as well as "Bearer <key>".
           token =
@@ -110,6 +125,8 @@ export function createWebSocketServer(
             return false;
           }
           viewer = undefined;
+          owner = (err as Partial<RefusedKeyError>).owner;
+          void deps.authThrottle?.recordFailure(address, keyPrefix);
         }
         const client = requestClient(ctx.extra.request);
         if (!viewer) {
@@ -119,6 +136,7 @@ export function createWebSocketServer(
               result: 'unauthenticated',
               client,
               keyPrefix: presentedKeyPrefix(token),
+              owner,
               details: { transport: 'websocket' },
             }),
           );
