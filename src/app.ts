@@ -18,7 +18,7 @@ import { ApiKeyService } from './auth/api-key.service.js';
 import { createAuthThrottle } from './auth/auth-throttle.js';
 import { createKeyVerifier } from './auth/key-verifier.js';
 import type { Config } from './config/config.js';
-import { createPool } from './db/pool.js';
+import { closePool, createPool } from './db/pool.js';
 import { prepareDatabase } from './db/prepare-database.js';
 import type { GatewayContext, Services } from './graphql/context.js';
 import { formatError } from './graphql/format-error.js';
@@ -386,8 +386,9 @@ export async function createApp(config: Config, logger: Logger): Promise<App> {
           closeRedis(redis),
           closeRedis(authSubscriber),
           closeRedis(liveSubscriber),
-          pool.end(),
-          eventReadPool.end(),
+          // What still holds a connection now served a request the drain has cut: not waited for long.
+          closePool(pool, { forceAfterMs: 1_000 }),
+          closePool(eventReadPool, { forceAfterMs: 1_000 }),
         ]);
       })()),
   };

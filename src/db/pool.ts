@@ -73,6 +73,12 @@ export function createPool(
     labels.add(statement);
     return statement;
   };
+  // Lent-out connections, so closePool can cut those that a cut request left waiting.
+  const lent = new Set<pg.PoolClient>();
+  lentClients.set(pool, lent);
+  pool.on('acquire', (client) => lent.add(client));
+  pool.on('release', (_err, client) => lent.delete(client));
+  pool.on('remove', (client) => lent.delete(client as pg.PoolClient));
   // Every statement goes through a client's query, pool.query included: wrapped once per connection.
   pool.on('connect', (client) =>
     instrumentClient(client, (statement, seconds, err) => {
@@ -86,6 +92,29 @@ export function createPool(
     }),
   );
   return pool;
+}
+
+const lentClients = new WeakMap<pg.Pool, Set<pg.PoolClient>>();
+
+/**
+ * Ends the pool, waiting at most `forceAfterMs` for lent-out connections to come back; then cuts
+ * their sockets, so their statements fail at once. pool.end() alone waits for every one of them:
+ * a statement stuck on a lock (with DB_STATEMENT_TIMEOUT_MS off, or longer than what is left)
+ * would hold the process past SHUTDOWN_GRACE_MS, though the request it served was cut already.
+ */
+export async function closePool(pool: pg.Pool, { forceAfterMs }: { forceAfterMs: number }): Promise<void> {
+  const ended = pool.end();
+  let timer: NodeJS.Timeout | undefined;
+  const late = await Promise.race([
+    ended.then(() => false),
+    new Promise<boolean>((resolve) => (timer = setTimeout(() => resolve(true), forceAfterMs))),
+  ]);
+  clearTimeout(timer);
+  if (!late) return;
+  for (const client of lentClients.get(pool) ?? []) {
+    (client as unknown as { connection?: { stream?: { destroy(): void } } }).connection?.stream?.destroy();
+  }
+  await ended;
 }
 
 /** Observes one statement; returns the error to hand on (undefined after a success). */
