@@ -26,7 +26,7 @@ export type Normalized =
 
 const TYPE = /^[A-Za-z0-9_.:-]{1,128}$/;
 export const MAX_PROPERTIES_BYTES = 32 * 1024;
-/** Objects and arrays inside `properties`, counting `properties` itself as 1 (docs/contract.md). */
+/** Objects and arrays inside `properties`, counting `properties` itself as 1 (README, "Hardening"). */
 export const MAX_PROPERTIES_DEPTH = 32;
 /** Events stamped further ahead than this are taken to come from a wrong clock (DESIGN.md). */
 export const MAX_FUTURE_MS = 60 * 60 * 1000;

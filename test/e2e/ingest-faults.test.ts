@@ -93,7 +93,7 @@ describe('ingestion under failures', () => {
     try {
       await gql(gateway.url, RecordEventsDocument, { key: KEY, variables: { events: batch(1, 'warm') } });
       redisProxy.cut();
-      // Degraded, not down: the replica keeps serving (docs/contract.md, /ready).
+      // Degraded, not down: the replica keeps serving (README, "Hardening").
       await waitFor(
         async () => ((await (await fetch(`${gateway.url}/ready`)).json()) as { status: string }).status === 'degraded',
         5_000,

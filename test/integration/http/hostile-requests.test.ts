@@ -8,7 +8,7 @@ import { isolatedEnv } from '../../helpers/test-env.js';
  * Malformed and hostile requests, sent as an attacker would, against a production-mode gateway
  * through its public URL alone (fetch), so the file holds whatever serves HTTP underneath.
  * Every answer must be a 4xx (or a 200 with errors) whose codes are the contract's
- * (docs/contract.md), never a 5xx or INTERNAL_SERVER_ERROR, and the replica stays ready.
+ * (README, "Hardening"), never a 5xx or INTERNAL_SERVER_ERROR, and the replica stays ready.
  */
 
 const KEY = 'hostile-admin-key';
