@@ -1,6 +1,12 @@
 import type { ApolloServerPlugin } from '@apollo/server';
 import { ApolloServerErrorCode } from '@apollo/server/errors';
-import { GraphQLError, getOperationAST } from 'graphql';
+import {
+  GraphQLError,
+  getOperationAST,
+  type DocumentNode,
+  type GraphQLSchema,
+  type OperationDefinitionNode,
+} from 'graphql';
 import type { GatewayContext } from '../graphql/context.js';
 import { BadUserInputError } from '../graphql/errors.js';
 import { UNSTORABLE_TEXT, findUnstorableText } from '../graphql/unstorable-text.js';
@@ -26,8 +32,25 @@ export interface OperationGuardPluginOptions {
  * - an argument holding text Postgres cannot store (graphql/unstorable-text.ts): BAD_USER_INPUT
  *   naming the argument, instead of the statement failing as an internal error later.
  */
+/** Input types validated per event where they are used (ingest/event-validation.ts). */
+export const PER_EVENT_INPUT_TYPES: readonly string[] = ['EventInput'];
+
+/** BAD_USER_INPUT naming the first argument that holds text Postgres cannot store, or undefined. */
+export function unstorableTextError(
+  schema: GraphQLSchema,
+  document: DocumentNode,
+  operation: OperationDefinitionNode,
+  variables: Readonly<Record<string, unknown>> | undefined,
+  skip: ReadonlySet<string> = new Set(PER_EVENT_INPUT_TYPES),
+): BadUserInputError | undefined {
+  const unstorable = findUnstorableText(schema, document, operation, variables, skip);
+  return unstorable
+    ? new BadUserInputError(`Argument "${unstorable.path}" holds ${UNSTORABLE_TEXT}`, { argument: unstorable.path })
+    : undefined;
+}
+
 export function operationGuardPlugin(options: OperationGuardPluginOptions = {}): ApolloServerPlugin<GatewayContext> {
-  const skip = new Set(options.skipInputTypes ?? ['EventInput']);
+  const skip = new Set(options.skipInputTypes ?? PER_EVENT_INPUT_TYPES);
   return {
     async requestDidStart({ schema }) {
       return {
@@ -49,12 +72,8 @@ export function operationGuardPlugin(options: OperationGuardPluginOptions = {}):
               { extensions: { code: ApolloServerErrorCode.BAD_REQUEST, http: { status: 400 } } },
             );
           }
-          const unstorable = findUnstorableText(schema, document, operation, request.variables, skip);
-          if (unstorable) {
-            throw new BadUserInputError(`Argument "${unstorable.path}" holds ${UNSTORABLE_TEXT}`, {
-              argument: unstorable.path,
-            });
-          }
+          const unstorable = unstorableTextError(schema, document, operation, request.variables, skip);
+          if (unstorable) throw unstorable;
         },
       };
     },

@@ -12,6 +12,7 @@ import { grants } from '../auth/scopes.js';
 import type { Viewer } from '../auth/viewer.js';
 import type { GatewayContext, Services } from '../graphql/context.js';
 import { ErrorCode } from '../graphql/error-codes.js';
+import { formatResultErrors } from '../graphql/format-error.js';
 import type { Logger } from '../observability/logger.js';
 import type { Metrics } from '../observability/metrics.js';
 import type { CostLimits } from '../plugins/cost/cost-limits.js';
@@ -219,7 +220,19 @@ export function createWebSocketServer(
       onError: (ctx, id, payload, errors) => {
         observer.refused(ctx.extra, id, payload, errors);
         release(stateOf(ctx.extra), id);
+        // Masked and coded as over HTTP (graphql/format-error.ts).
+        return formatResultErrors(errors, (err) => log.error({ err }, 'subscription refused with an internal error'), {
+          trustRequestCodes: true,
+        });
       },
+      // Every result's errors too (variables that do not fit, resolver failures), as over HTTP.
+      onNext: (_ctx, _id, _payload, _args, result) =>
+        result.errors?.length
+          ? {
+              ...result,
+              errors: formatResultErrors(result.errors, (err) => log.error({ err }, 'operation failed over WebSocket')),
+            }
+          : undefined,
       onClose: (ctx) => {
         const state = stateOf(ctx.extra);
         for (const id of [...state.subscriptions]) release(state, id);
