@@ -174,6 +174,9 @@ export function createRollupRefresher(
     const client = await pool.connect();
     let broken: Error | undefined;
     try {
+      // A round over many dirty hours may run past DB_STATEMENT_TIMEOUT_MS (db/pool.ts), which
+      // bounds request statements; reset below before the connection goes back to the pool.
+      await client.query('SET statement_timeout = 0');
       const { rows } = await client.query<{ locked: boolean }>('SELECT pg_try_advisory_lock($1) AS locked', [
         REFRESH_LOCK,
       ]);
@@ -195,6 +198,7 @@ export function createRollupRefresher(
       broken = err as Error;
       throw err;
     } finally {
+      if (!broken) await client.query('RESET statement_timeout').catch((err: unknown) => (broken = err as Error));
       // A connection that failed mid-round may still hold the lock or a transaction: discard it.
       client.release(broken);
     }

@@ -20,6 +20,7 @@ import type { CostBudget } from '../plugins/cost/cost-budget.js';
 import { createCostLimits } from '../plugins/cost/cost-limits.js';
 import { errorLoggingPlugin } from '../plugins/error-logging.plugin.js';
 import { loggingPlugin } from '../plugins/logging.plugin.js';
+import { operationGuardPlugin } from '../plugins/operation-guard.plugin.js';
 import { tracingPlugin } from '../plugins/tracing.plugin.js';
 import { responseCachePlugin } from '../plugins/response-cache.plugin.js';
 import type { QueryCache } from '../analytics/query-cache.js';
@@ -111,6 +112,9 @@ export async function createApi(deps: ApiDeps): Promise<Api> {
     },
     logger: logger.child({ component: 'apollo' }),
     plugins: [
+      // First: refuses what no other plugin's didResolveOperation should see (no operation, a
+      // subscription over HTTP, text Postgres cannot store).
+      operationGuardPlugin(),
       ApolloServerPluginDrainHttpServer({ httpServer, stopGracePeriodMillis: config.http.shutdownGraceMs }),
       // Apollo drains HTTP only; the WebSocket connections are closed with it.
       { serverWillStart: async () => ({ drainServer: async () => webSockets.dispose() }) },

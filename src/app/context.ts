@@ -3,8 +3,9 @@ import type { AuditContext } from '../audit/audit.context.js';
 import { auditEntry, presentedKeyPrefix, type RequestClient } from '../audit/audit-entry.js';
 import type { AuditLogWriter } from '../audit/audit-log.writer.js';
 import type { AuthContext } from '../auth/auth.context.js';
+import { AuthThrottledError, type AuthThrottle } from '../auth/auth-throttle.js';
 import { parseBearerToken } from '../auth/bearer-token.js';
-import type { KeyVerifier } from '../auth/key-verifier.js';
+import type { KeyVerifier, RefusedKeyError } from '../auth/key-verifier.js';
 import type { RequestContext } from '../auth/request-context.js';
 import type { Viewer } from '../auth/viewer.js';
 import { ErrorCode } from '../graphql/error-codes.js';
@@ -63,6 +64,8 @@ export interface ContextBuilderDeps {
   readonly services: Services;
   /** Authentication failures become audit rows (prefix of the key only). */
   readonly audit?: Pick<AuditLogWriter, 'record'>;
+  /** Failed authentications counted per address and key prefix; throttled callers refused before the lookup. */
+  readonly authThrottle?: Pick<AuthThrottle, 'check' | 'recordFailure'>;
 }
 
 /**
@@ -81,25 +84,39 @@ export function createContextBuilder(deps: ContextBuilderDeps) {
    */
   async function authenticate(caller: Caller): Promise<Viewer | null> {
     const raw = caller.authorization;
-    let token: string | undefined;
+    const presented = typeof raw === 'string' ? raw.replace(/^\s*bearer\s+/i, '').trim() : undefined;
+    const keyPrefix = presentedKeyPrefix(presented);
+    const audit = (fields: Parameters<typeof auditEntry>[0]) => deps.audit?.record(auditEntry(fields));
     try {
-      token =
+      // Before the key costs a lookup: RATE_LIMITED with Retry-After (auth/auth-throttle.ts).
+      if (raw !== undefined && raw !== null && raw !== '') await deps.authThrottle?.check(caller.client.ip, keyPrefix);
+      const token =
         caller.transport === 'websocket' && typeof raw === 'string' && raw.trim() && !/^\s*bearer\s/i.test(raw)
           ? raw.trim()
           : parseBearerToken(raw ?? undefined);
       return token === undefined ? null : await deps.keyVerifier.verify(token);
     } catch (err) {
-      if ((err as { extensions?: { code?: unknown } }).extensions?.code === ErrorCode.UNAUTHENTICATED) {
-        deps.audit?.record(
-          auditEntry({
-            action: 'authenticate',
-            result: 'unauthenticated',
-            client: caller.client,
-            requestId: caller.requestId,
-            keyPrefix: presentedKeyPrefix(token ?? /^\s*Bearer\s+(\S+)/i.exec(String(raw))?.[1]),
-            details: { transport: caller.transport, reason: (err as Error).message },
-          }),
-        );
+      if (err instanceof AuthThrottledError) {
+        audit({
+          action: 'authenticate',
+          result: 'rejected',
+          client: caller.client,
+          requestId: caller.requestId,
+          keyPrefix,
+          details: { transport: caller.transport, code: ErrorCode.RATE_LIMITED, subject: err.subject },
+        });
+      } else if ((err as { extensions?: { code?: unknown } }).extensions?.code === ErrorCode.UNAUTHENTICATED) {
+        void deps.authThrottle?.recordFailure(caller.client.ip, keyPrefix);
+        audit({
+          action: 'authenticate',
+          result: 'unauthenticated',
+          client: caller.client,
+          requestId: caller.requestId,
+          keyPrefix,
+          // A revoked key, or a wrong secret for a known prefix: the row goes to that key's tenant.
+          owner: (err as Partial<RefusedKeyError>).owner,
+          details: { transport: caller.transport, reason: (err as Error).message },
+        });
       }
       throw err;
     }

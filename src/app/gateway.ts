@@ -8,9 +8,10 @@ import { AuditLogService } from '../audit/audit-log.service.js';
 import { createAuditRetentionWorker } from '../audit/audit-retention.worker.js';
 import { createAuditLogWriter } from '../audit/audit-log.writer.js';
 import { ApiKeyService } from '../auth/api-key.service.js';
+import { createAuthThrottle } from '../auth/auth-throttle.js';
 import { createKeyVerifier } from '../auth/key-verifier.js';
 import type { Config } from '../config/config.js';
-import { createPool } from '../db/pool.js';
+import { closePool, createPool } from '../db/pool.js';
 import { prepareDatabase } from '../db/prepare-database.js';
 import { registerDashboardRoutes } from '../http/dashboard.routes.js';
 import { registerOperationsRoutes } from '../http/operations.routes.js';
@@ -64,19 +65,22 @@ export async function createApp(config: Config, logger: Logger): Promise<App> {
   const metrics = createMetrics();
   await prepareDatabase(config, logger, { migrate: config.database.migrateOnStart });
 
-  const pool = createPool(config, logger);
+  const pool = createPool(config, logger, { metrics, label: 'main' });
   // Connections open on first use, so a worker-only process never opens one.
   // The query API's reads (src/analytics/analytics.service.ts) go to DATABASE_READ_URL when set.
   const readUrl = config.database.readUrl;
   const eventReadPool = createPool(config, logger, {
     name: 'analytics-gateway-event-reads',
+    label: 'event_reads',
     genericPlans: true,
     url: readUrl,
+    metrics,
   });
-  const readPool = readUrl ? createPool(config, logger, { name: 'analytics-gateway-reads', url: readUrl }) : undefined;
-  // Pool gauges (db_pool_connections) and systemStatus read these counts.
+  const readPool = readUrl
+    ? createPool(config, logger, { name: 'analytics-gateway-reads', label: 'reads', url: readUrl, metrics })
+    : undefined;
+  // systemStatus reads these counts, under the names the db_* metrics label them with.
   const pools = { main: pool, event_reads: eventReadPool, ...(readPool ? { reads: readPool } : {}) };
-  for (const [name, p] of Object.entries(pools)) metrics.observePool(name, p);
   const redis = createRedis(config, logger, { name: 'commands' });
   const authSubscriber = createRedis(config, logger, { name: 'auth-subscriber', queueWhileDisconnected: true });
   const liveSubscriber = createRedis(config, logger, { name: 'live-subscriber', queueWhileDisconnected: true });
@@ -189,7 +193,14 @@ export async function createApp(config: Config, logger: Logger): Promise<App> {
   ];
   const byName = new Map(workers.map((w) => [w.name, w]));
 
-  const readiness = createReadiness({ pool, redis, metrics, timeoutMs: config.http.readyCheckTimeoutMs });
+  const readiness = createReadiness({
+    pool,
+    redis,
+    metrics,
+    timeoutMs: config.http.readyCheckTimeoutMs,
+    // A replica serving the API degrades without Redis; one that only consumes streams cannot work.
+    essential: runsApi ? ['postgres'] : ['postgres', 'redis'],
+  });
   // Reports rather than judges: with Redis down the "redis" check fails, and this one says what
   // that means for ingestion (degraded mode since when) instead of failing a second time.
   readiness.register('streams', async () => ({
@@ -223,7 +234,16 @@ export async function createApp(config: Config, logger: Logger): Promise<App> {
         logger,
         metrics,
         http,
-        contexts: createContextBuilder({ keyVerifier, services, audit }),
+        contexts: createContextBuilder({
+          keyVerifier,
+          services,
+          audit,
+          // Failed authentications per address and key prefix, shared through Redis; HTTP and WebSocket.
+          authThrottle: createAuthThrottle(
+            { redis, keyPrefix: config.redis.keyPrefix, metrics, logger },
+            config.auth.throttle,
+          ),
+        }),
         audit,
         costBudget,
         feed,
@@ -250,9 +270,10 @@ export async function createApp(config: Config, logger: Logger): Promise<App> {
           closeRedis(redis),
           closeRedis(authSubscriber),
           closeRedis(liveSubscriber),
-          pool.end(),
-          eventReadPool.end(),
-          readPool?.end(),
+          // What still holds a connection now served a request the drain has cut: not waited for long.
+          closePool(pool, { forceAfterMs: 1_000 }),
+          closePool(eventReadPool, { forceAfterMs: 1_000 }),
+          readPool && closePool(readPool, { forceAfterMs: 1_000 }),
         ]);
       })()),
   };

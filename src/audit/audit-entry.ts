@@ -80,14 +80,20 @@ export function auditEntry(
     Partial<Pick<AuditEntry, 'operationName' | 'requestId' | 'details' | 'keyPrefix'>> & {
       readonly viewer?: Viewer | null;
       readonly client?: RequestClient | null;
+      /**
+       * Without a viewer: the key a refused credential names (auth/key-verifier.ts, a revoked key
+       * or a wrong secret for a known prefix), so the row belongs to that key's tenant.
+       */
+      readonly owner?: Pick<Viewer, 'tenantId' | 'keyId' | 'keyPrefix'> | null;
     },
 ): AuditEntry {
   const { viewer, client } = fields;
+  const owner = viewer ?? fields.owner;
   return {
     occurredAt: new Date(),
-    tenantId: viewer?.tenantId ?? null,
-    keyId: viewer?.keyId ?? null,
-    keyPrefix: viewer?.keyPrefix ?? fields.keyPrefix ?? null,
+    tenantId: owner?.tenantId ?? null,
+    keyId: owner?.keyId ?? null,
+    keyPrefix: owner?.keyPrefix ?? fields.keyPrefix ?? null,
     action: fields.action,
     operationName: fields.operationName ?? null,
     result: fields.result,

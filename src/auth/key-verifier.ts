@@ -11,9 +11,34 @@ import { ApiKeyRepository } from './api-key.repository.js';
 import { revocationChannel } from '../redis/keys.js';
 import type { Viewer } from './viewer.js';
 
+/** The key a refused credential names, when its prefix belongs to exactly one key (wrong secret, or revoked). */
+export interface KeyOwner {
+  readonly tenantId: string;
+  readonly keyId: string;
+  readonly keyPrefix: string;
+}
+
 type Entry =
   | { readonly kind: 'valid'; readonly viewer: Viewer; readonly verifiedAt: number }
-  | { readonly kind: 'rejected'; readonly reason: 'unknown' | 'revoked'; readonly verifiedAt: number };
+  | {
+      readonly kind: 'rejected';
+      readonly reason: 'unknown' | 'revoked';
+      readonly verifiedAt: number;
+      readonly owner?: KeyOwner;
+    };
+
+/**
+ * UNAUTHENTICATED for a presented key, with the key it names when that is known: its tenant should
+ * see in its audit log that someone holds its (revoked or leaked) key prefix.
+ */
+export class RefusedKeyError extends UnauthenticatedError {
+  constructor(
+    message: string,
+    readonly owner: KeyOwner | undefined,
+  ) {
+    super(message);
+  }
+}
 
 /**
  * How long a key verified before may keep working while Postgres cannot be reached. Ingestion
@@ -74,8 +99,16 @@ export function createKeyVerifier({ pool, subscriber, config, logger, metrics }:
     const candidates = await repository.findCandidates(apiKeyPrefix(plaintext));
     const match = candidates.find((c) => c.hash.length === hash.length && timingSafeEqual(c.hash, hash));
     const verifiedAt = Date.now();
-    if (!match) return { kind: 'rejected', reason: 'unknown', verifiedAt };
-    if (match.revokedAt) return { kind: 'rejected', reason: 'revoked', verifiedAt };
+    if (!match) {
+      // A wrong secret for a real key's prefix; with several keys under one prefix, none is named.
+      const only = candidates.length === 1 ? candidates[0]! : undefined;
+      const owner = only ? { tenantId: only.tenantId, keyId: only.id, keyPrefix: only.prefix } : undefined;
+      return { kind: 'rejected', reason: 'unknown', verifiedAt, ...(owner ? { owner } : {}) };
+    }
+    if (match.revokedAt) {
+      const owner = { tenantId: match.tenantId, keyId: match.id, keyPrefix: match.prefix };
+      return { kind: 'rejected', reason: 'revoked', verifiedAt, owner };
+    }
     if (!match.lastUsedAt || verifiedAt - match.lastUsedAt.getTime() > LAST_USED_RESOLUTION_MS) {
       repository.touchLastUsed(match.id).catch((err: unknown) => log.warn({ err }, 'could not record key use'));
     }
@@ -120,8 +153,9 @@ export function createKeyVerifier({ pool, subscriber, config, logger, metrics }:
       }
       if (entry?.kind !== 'valid') {
         metrics.authLookups.inc({ outcome: 'rejected' });
-        throw new UnauthenticatedError(
+        throw new RefusedKeyError(
           entry?.reason === 'revoked' ? 'This API key has been revoked' : 'Invalid API key',
+          entry?.kind === 'rejected' ? entry.owner : undefined,
         );
       }
       const fromCache = status.fetch === 'hit' || status.fetch === 'inflight';

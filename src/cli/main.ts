@@ -54,7 +54,8 @@ async function main(argv: string[]): Promise<number> {
     pino.destination(2),
   );
   await prepareDatabase(config, logger, { migrate: config.database.migrateOnStart });
-  const pool = createPool(config, logger);
+  // Operator commands (a rollup rebuild over months) are not bounded like a request's statements.
+  const pool = createPool({ database: { ...config.database, statementTimeoutMs: 0 } }, logger);
   const redis = createRedis(config, logger, { name: 'cli' });
   const service = new ApiKeyService(pool, redis, config.redis.keyPrefix, logger);
   try {

@@ -32,6 +32,10 @@ const environmentSchema = z.object({
   DATABASE_CREATE_IF_MISSING: flag(true),
   MIGRATE_ON_START: flag(true),
   DATABASE_STARTUP_TIMEOUT_MS: int(30_000, 0, 600_000),
+  // Postgres cancels any statement of the gateway's pools running longer (SQLSTATE 57014), which
+  // answers SERVICE_UNAVAILABLE and frees the connection; 0 turns it off. The rollup refresh,
+  // which may legitimately run longer, lifts it for its own connection.
+  DB_STATEMENT_TIMEOUT_MS: int(5_000, 0, 3_600_000),
   REDIS_URL: redisUrl.default('redis://127.0.0.1:6379'),
   REDIS_KEY_PREFIX: z
     .string()
@@ -44,6 +48,12 @@ const environmentSchema = z.object({
   // broadcast is lost (Redis unreachable), since a lookup itself takes well under a second.
   AUTH_CACHE_TTL_MS: int(3_000, 0, 4_000),
   AUTH_CACHE_MAX_KEYS: int(10_000, 1, 1_000_000),
+  // Failed authentications counted per client address and per presented key prefix, shared by the
+  // replicas through Redis; past the maximum within the window, RATE_LIMITED until it ends.
+  AUTH_THROTTLE_ENABLED: flag(true),
+  AUTH_THROTTLE_WINDOW_MS: int(60_000, 1_000, 3_600_000),
+  AUTH_THROTTLE_MAX_PER_ADDRESS: int(20, 1, 1_000_000),
+  AUTH_THROTTLE_MAX_PER_KEY_PREFIX: int(10, 1, 1_000_000),
   INTROSPECTION: bool.optional(),
   MAX_BODY_BYTES: int(5 * 1024 * 1024, 1024, 64 * 1024 * 1024),
   SHUTDOWN_GRACE_MS: int(10_000, 0, 120_000),
@@ -155,6 +165,7 @@ export const configSchema = environmentSchema.transform((env) => ({
     createIfMissing: env.DATABASE_CREATE_IF_MISSING,
     migrateOnStart: env.MIGRATE_ON_START,
     startupTimeoutMs: env.DATABASE_STARTUP_TIMEOUT_MS,
+    statementTimeoutMs: env.DB_STATEMENT_TIMEOUT_MS,
   },
   redis: { url: env.REDIS_URL, keyPrefix: env.REDIS_KEY_PREFIX },
   log: { level: env.LOG_LEVEL },
@@ -162,6 +173,12 @@ export const configSchema = environmentSchema.transform((env) => ({
     bootstrapApiKey: env.BOOTSTRAP_API_KEY,
     cacheTtlMs: env.AUTH_CACHE_TTL_MS,
     cacheMaxKeys: env.AUTH_CACHE_MAX_KEYS,
+    throttle: {
+      enabled: env.AUTH_THROTTLE_ENABLED,
+      windowMs: env.AUTH_THROTTLE_WINDOW_MS,
+      maxPerAddress: env.AUTH_THROTTLE_MAX_PER_ADDRESS,
+      maxPerKeyPrefix: env.AUTH_THROTTLE_MAX_PER_KEY_PREFIX,
+    },
   },
   role: env.ROLE,
   ingest: { ack: env.INGEST_ACK, maxBatch: env.INGEST_MAX_BATCH, dedupeWindowS: env.DEDUPE_WINDOW_S },

@@ -46,6 +46,21 @@ export async function registerGraphqlRoute<TContext extends BaseContext>(
   options: GraphqlRouteOptions,
 ): Promise<void> {
   await app.register(async (scope) => {
+    // JSON in UTF-8 only (RFC 8259): a body that declares another charset would be misread, so it
+    // is refused with 415 rather than decoded as UTF-8. Fastify's own parser does the rest (its
+    // guard against __proto__ keys included).
+    const json = scope.getDefaultJsonParser('error', 'error');
+    scope.addContentTypeParser(
+      'application/json',
+      { parseAs: 'string', bodyLimit: options.maxBodyBytes },
+      (request, body, done) => {
+        const charset = /;\s*charset\s*=\s*"?([^";\s]+)/i.exec(request.headers['content-type'] ?? '')?.[1];
+        if (charset && !/^utf-?8$/i.test(charset)) {
+          return done(Object.assign(new Error('Request body must be UTF-8 JSON'), { statusCode: 415 }), undefined);
+        }
+        json(request, body as string, done);
+      },
+    );
     // Anything not JSON reaches Apollo without a body, as Apollo expects of a framework: it then
     // answers 400 itself (and its CSRF check sees the content type).
     scope.addContentTypeParser('*', { bodyLimit: options.maxBodyBytes }, (_request, payload, done) => {
@@ -67,8 +82,8 @@ export async function registerGraphqlRoute<TContext extends BaseContext>(
       }
       const status = error.statusCode ?? 500;
       if (status >= 400 && status < 500) {
-        const json = error.code?.startsWith('FST_ERR_CTP_') || error instanceof SyntaxError || status === 400;
-        return refusal(reply, status, json ? 'Request body is not valid JSON' : error.message, {
+        const unparsed = error.code?.startsWith('FST_ERR_CTP_') || error instanceof SyntaxError || status === 400;
+        return refusal(reply, status, unparsed ? 'Request body is not valid JSON' : error.message, {
           code: ErrorCode.BAD_USER_INPUT,
         });
       }

@@ -330,6 +330,34 @@ export function createMetrics() {
       registers: [registry],
     }),
 
+    dbQueryDuration: new Histogram({
+      name: 'db_query_duration_seconds',
+      help: 'Time of one Postgres statement, from sending it to its result or error, by pool and statement (the name a repository gives it, or its verb and first table; at most 200 distinct, later ones share other); observed once per statement.',
+      labelNames: ['pool', 'statement', 'outcome'] as const,
+      buckets: [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10],
+      registers: [registry],
+    }),
+
+    dbStatementTimeouts: new Counter({
+      name: 'db_statement_timeouts_total',
+      help: 'Statements Postgres cancelled at DB_STATEMENT_TIMEOUT_MS (SQLSTATE 57014), by pool; each was answered SERVICE_UNAVAILABLE and its connection went back to the pool.',
+      labelNames: ['pool'] as const,
+      registers: [registry],
+    }),
+
+    authFailures: new Counter({
+      name: 'auth_failures_total',
+      help: 'Presented credentials refused (malformed, unknown, wrong secret, revoked), counted once per refused request or WebSocket connection, before throttling looks at them.',
+      registers: [registry],
+    }),
+
+    authThrottled: new Counter({
+      name: 'auth_throttled_total',
+      help: 'Requests or WebSocket connections refused with RATE_LIMITED before their key was checked, because their client address or key prefix failed authentication too often in the window (AUTH_THROTTLE_*), by subject: address or key_prefix.',
+      labelNames: ['subject'] as const,
+      registers: [registry],
+    }),
+
     graphqlResolverDuration: new Histogram({
       name: 'graphql_resolver_duration_seconds',
       help: 'Time of one call of a non-trivial field resolver (query and mutation fields, field resolvers; plain property reads are not timed), until its value or promise settles; labelled by the schema coordinates parent_type.field, never by aliases.',

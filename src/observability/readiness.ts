@@ -11,8 +11,13 @@ export interface CheckResult {
 }
 
 export interface ReadinessReport {
-  readonly status: 'ok' | 'unavailable';
-  /** Names of the dependencies that failed, so a 503 says what to look at. */
+  /**
+   * ok: every check passed; degraded: some failed, but none this replica cannot serve without
+   * (Redis down: ingestion writes to Postgres, queries run without the cache); unavailable: an
+   * essential one failed (Postgres, for a replica that serves the API).
+   */
+  readonly status: 'ok' | 'degraded' | 'unavailable';
+  /** Names of the dependencies that failed, so a 503 (or a degraded 200) says what to look at. */
   readonly failing: string[];
   readonly checks: Record<string, CheckResult>;
 }
@@ -25,7 +30,19 @@ export type Check = () => Promise<void | Record<string, unknown>>;
  * "not ready" in READY_CHECK_TIMEOUT_MS instead of hanging the orchestrator's probe. Workers add
  * their own checks (stream lag, for example) through `register`.
  */
-export function createReadiness(deps: { pool: pg.Pool; redis: Redis; metrics: Metrics; timeoutMs: number }) {
+export function createReadiness(deps: {
+  pool: pg.Pool;
+  redis: Redis;
+  metrics: Metrics;
+  timeoutMs: number;
+  /**
+   * The checks without which the replica cannot serve at all: their failure answers 503, any
+   * other failure 200 "degraded". Default `['postgres']` (an API replica degrades without Redis);
+   * a worker-only replica, which only consumes the Redis streams, adds `redis`.
+   */
+  essential?: readonly string[];
+}) {
+  const essential = new Set(deps.essential ?? ['postgres']);
   const checks = new Map<string, Check>([
     ['postgres', async () => void (await deps.pool.query('SELECT 1'))],
     [
@@ -66,12 +83,18 @@ export function createReadiness(deps: { pool: pg.Pool; redis: Redis; metrics: Me
       );
       for (const [name, result] of entries) deps.metrics.dependencyUp.set({ dependency: name }, result.ok ? 1 : 0);
       const failing = entries.filter(([, r]) => !r.ok).map(([name]) => name);
-      return { status: failing.length ? 'unavailable' : 'ok', failing, checks: Object.fromEntries(entries) };
+      const status = failing.some((name) => essential.has(name)) ? 'unavailable' : failing.length ? 'degraded' : 'ok';
+      return { status, failing, checks: Object.fromEntries(entries) };
     },
   };
 }
 
 export type Readiness = ReturnType<typeof createReadiness>;
+
+/** `/ready`'s status code: 503 only when the replica cannot serve, 200 when ok or degraded. */
+export function readinessHttpStatus(report: ReadinessReport): 200 | 503 {
+  return report.status === 'unavailable' ? 503 : 200;
+}
 
 function elapsed(started: number): number {
   return Math.round((performance.now() - started) * 100) / 100;

@@ -85,7 +85,8 @@ export function auditLogPlugin(options: AuditLogPluginOptions): ApolloServerPlug
       const resolved = new Map<string, ResolvedField>();
       return {
         async executionDidStart({ operation }) {
-          if (!watches(operation)) return;
+          // Apollo executes even when no operation was resolved (operation-guard.plugin.ts refuses that first).
+          if (!operation || !watches(operation)) return;
           const isMutation = operation.operation === 'mutation';
           return {
             willResolveField({ info, args }) {

@@ -6,9 +6,11 @@ import { WebSocketServer } from 'ws';
 import { randomUUID } from 'node:crypto';
 import { auditEntry, requestClient, type AuditEntry, type RequestClient } from '../audit/audit-entry.js';
 import type { RequestContext } from '../auth/request-context.js';
+import { AuthThrottledError } from '../auth/auth-throttle.js';
 import { grants } from '../auth/scopes.js';
 import type { Viewer } from '../auth/viewer.js';
 import { ErrorCode } from '../graphql/error-codes.js';
+import { formatResultErrors } from '../graphql/format-error.js';
 import type { Logger } from '../observability/logger.js';
 import type { Metrics } from '../observability/metrics.js';
 import type { CostLimits } from '../plugins/cost/cost-limits.js';
@@ -105,7 +107,15 @@ export function createWebSocketServer(
       connectionInitWaitTimeout: options.connectionInitTimeoutMs,
       execute: (args) => observer.run(args, execute),
       subscribe: (args) => observer.run(args, fanout.subscribe),
-      onNext: (ctx, id, _payload, _args, result) => fanout.prepare(ctx.extra.socket, id, result),
+      // A result with errors is masked and coded as over HTTP (variables that do not fit, resolver
+      // failures), per subscriber; every other result goes out as the shared bytes.
+      onNext: (ctx, id, _payload, _args, result) =>
+        result.errors?.length
+          ? {
+              ...result,
+              errors: formatResultErrors(result.errors, (err) => log.error({ err }, 'operation failed over WebSocket')),
+            }
+          : fanout.prepare(ctx.extra.socket, id, result),
       onOperation: (ctx, id, _payload, args, result) => observer.operated(ctx.extra, id, args, result),
       onConnect: async (ctx) => {
         const socket = ctx.extra.socket;
@@ -120,6 +130,11 @@ export function createWebSocketServer(
         } catch (err) {
           if ((err as { extensions?: { code?: string } }).extensions?.code === ErrorCode.SERVICE_UNAVAILABLE) {
             socket.close(CloseCode.InternalServerError, 'Service unavailable');
+            return false;
+          }
+          if (err instanceof AuthThrottledError) {
+            // graphql-ws's 4429 ("too many requests") with the wait, as HTTP's Retry-After.
+            socket.close(CloseCode.TooManyInitialisationRequests, err.message.slice(0, 120));
             return false;
           }
           viewer = null;
@@ -215,6 +230,10 @@ export function createWebSocketServer(
       onError: (ctx, id, payload, errors) => {
         observer.refused(ctx.extra, id, payload, errors);
         release(stateOf(ctx.extra), id);
+        // Masked and coded as over HTTP (graphql/format-error.ts).
+        return formatResultErrors(errors, (err) => log.error({ err }, 'subscription refused with an internal error'), {
+          trustRequestCodes: true,
+        });
       },
       onClose: (ctx) => {
         const state = stateOf(ctx.extra);

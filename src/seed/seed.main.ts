@@ -142,7 +142,14 @@ async function main(argv: string[]): Promise<number> {
   await prepareDatabase(config, logger, { migrate: config.database.migrateOnStart });
   // One connection per day in flight, one for the rest.
   const pool = createPool(
-    { database: { ...config.database, poolMax: Math.max(config.database.poolMax, args.concurrency + 1) } },
+    // A day's bulk load may take longer than a request's statement is allowed (DB_STATEMENT_TIMEOUT_MS).
+    {
+      database: {
+        ...config.database,
+        poolMax: Math.max(config.database.poolMax, args.concurrency + 1),
+        statementTimeoutMs: 0,
+      },
+    },
     logger,
   );
   try {

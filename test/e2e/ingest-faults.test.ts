@@ -161,7 +161,11 @@ describe('ingestion under failures', () => {
     try {
       await gql(gateway.url, RecordEventsDocument, { key: KEY, variables: { events: batch(1, 'warm') } });
       redisProxy.cut();
-      await waitFor(async () => (await fetch(`${gateway.url}/ready`)).status === 503, 5_000);
+      // Degraded, not down: the replica keeps serving (README, "Hardening").
+      await waitFor(
+        async () => ((await (await fetch(`${gateway.url}/ready`)).json()) as { status: string }).status === 'degraded',
+        5_000,
+      );
 
       const degraded = await gql(gateway.url, RecordEventsDocument, {
         key: KEY,
@@ -180,7 +184,9 @@ describe('ingestion under failures', () => {
       assert.equal(repeat.data?.recordEvents.duplicates, 50);
       assert.deepEqual(repeat.data?.recordEvents.ids, ids);
 
-      const ready = (await (await fetch(`${gateway.url}/ready`)).json()) as {
+      const readyResponse = await fetch(`${gateway.url}/ready`);
+      assert.equal(readyResponse.status, 200);
+      const ready = (await readyResponse.json()) as {
         failing: string[];
         checks: { streams: { details: { ingestDegradedSince: string | null } } };
       };
@@ -203,7 +209,10 @@ describe('ingestion under failures', () => {
       assert.equal(none[0].n, 0, 'nothing acknowledged, nothing stored');
 
       // Back on the stream once Redis returns.
-      await waitFor(async () => (await fetch(`${gateway.url}/ready`)).status === 200, 10_000);
+      await waitFor(
+        async () => ((await (await fetch(`${gateway.url}/ready`)).json()) as { status: string }).status === 'ok',
+        10_000,
+      );
       const back = await gql(gateway.url, RecordEventsDocument, { key: KEY, variables: { events: batch(5, 'back') } });
       assert.equal(back.data?.recordEvents.accepted, 5);
       assert.match(await (await fetch(`${gateway.url}/metrics`)).text(), /^ingest_degraded 0$/m);

@@ -139,8 +139,8 @@ export function createCostLimits(
       const shape = shapeOf(document, operation);
       for (const [reason, found, maximum, what] of [
         ['depth', shape.depth, options.maxDepth, 'fields nested deeper'],
-        ['aliases', shape.aliases, options.maxAliases, 'aliases'],
-        ['directives', shape.directives, options.maxDirectives, 'directives'],
+        ['aliases', shape.aliases, options.maxAliases, 'more aliases'],
+        ['directives', shape.directives, options.maxDirectives, 'more directives'],
       ] as const) {
         if (found <= maximum) continue;
         const refused = refuse(

@@ -12,7 +12,9 @@ export interface OperationShape {
 
 /**
  * Measures the operation with graphql-armor's counting rules (fragments followed once each,
- * introspection's `__schema` not counted towards depth, `__typename` aliases not counted). The
+ * introspection's `__schema` not counted towards depth). Aliases of `__typename` count like any
+ * other: graphql-armor leaves them out by default, and 60 of them cost as much to answer as 60 of a
+ * cheap field. The
  * rules are given no limit and only report what they found: the caller compares, so that
  * COST_MODE=measure can count what enforcing would refuse, and every refusal gets the contract's
  * COST_LIMIT_EXCEEDED rather than a validation error.
@@ -33,7 +35,7 @@ export function measureOperationShape(
   };
   validate(schema, only, [
     maxDepthRule({ n, onAccept: report('depth') }),
-    maxAliasesRule({ n, onAccept: report('aliases') }),
+    maxAliasesRule({ n, allowList: [], onAccept: report('aliases') }),
     maxDirectivesRule({ n, onAccept: report('directives') }),
   ]);
   return found;

@@ -1,5 +1,6 @@
 import { GraphQLError, getOperationAST, parse, validate, type DocumentNode, type GraphQLSchema } from 'graphql';
 import type { Viewer } from '../../auth/viewer.js';
+import { unstorableTextError } from '../operation-guard.plugin.js';
 import type { CostLimits } from './cost-limits.js';
 
 /** What graphql-ws's onSubscribe may answer: errors (sent as an `error` message), or what to execute. */
@@ -35,7 +36,18 @@ export async function admitWebSocketOperation(
     return { errors: [new GraphQLError(error.message, { extensions: { code: 'GRAPHQL_PARSE_FAILED' } })] };
   }
   const invalid = validate(deps.schema, document);
-  if (invalid.length > 0) return { errors: invalid };
+  // The code Apollo gives them over HTTP; without one they would be masked as internal errors.
+  if (invalid.length > 0) {
+    return {
+      errors: invalid.map(
+        (e) =>
+          new GraphQLError(e.message, {
+            nodes: e.nodes,
+            extensions: { ...e.extensions, code: 'GRAPHQL_VALIDATION_FAILED' },
+          }),
+      ),
+    };
+  }
   const args = {
     schema: deps.schema,
     document,
@@ -45,6 +57,12 @@ export async function admitWebSocketOperation(
   const operation = getOperationAST(document, payload.operationName);
   // No single operation to run: graphql-ws answers that itself.
   if (!operation) return { args };
+  // As operation-guard.plugin.ts does over HTTP.
+  const unstorable = unstorableTextError(deps.schema, document, operation, payload.variables ?? undefined);
+  if (unstorable) {
+    const { http: _http, ...extensions } = unstorable.extensions;
+    return { errors: [new GraphQLError(unstorable.message, { extensions })] };
+  }
   const admission = await deps.limits.admit({
     viewer,
     document,

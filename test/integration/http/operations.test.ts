@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
-import { ViewerDocument } from '../../generated/graphql.js';
+import { RecordEventsDocument, ViewerDocument } from '../../generated/graphql.js';
 import { startGateway, type RunningGateway } from '../../helpers/gateway.js';
 import { errorCode, gql } from '../../helpers/graphql-client.js';
 import { closedPort, createTcpProxy } from '../../helpers/tcp-proxy.js';
@@ -158,14 +158,14 @@ describe('/ready with a dependency down', () => {
   const isolation = isolatedEnv('ready_down');
   after(() => isolation.cleanup());
 
-  it('answers 503 naming Redis when REDIS_URL points at a closed port, while GraphQL still serves', async () => {
+  it('answers 200 "degraded" naming Redis when REDIS_URL points at a closed port, while GraphQL still serves', async () => {
     const gateway = await startGateway(
       isolation.env({ REDIS_URL: `redis://127.0.0.1:${await closedPort()}`, BOOTSTRAP_API_KEY: 'k' }),
     );
     try {
       const { status, body } = await ready(gateway.url);
-      assert.equal(status, 503);
-      assert.equal(body.status, 'unavailable');
+      assert.equal(status, 200);
+      assert.equal(body.status, 'degraded');
       assert.deepEqual(body.failing, ['redis']);
       assert.equal(body.checks.redis?.ok, false);
       assert.ok(body.checks.redis?.error);
@@ -176,16 +176,27 @@ describe('/ready with a dependency down', () => {
     }
   });
 
-  it('goes 503 when Redis is cut and back to 200 when it returns', async () => {
+  it('stays 200 but "degraded" while Redis is cut, serving queries and ingestion, and "ok" when it returns', async () => {
     const proxy = await createTcpProxy(6379);
-    const gateway = await startGateway(isolation.env({ REDIS_URL: `redis://127.0.0.1:${proxy.port}` }));
+    const gateway = await startGateway(
+      isolation.env({ REDIS_URL: `redis://127.0.0.1:${proxy.port}`, BOOTSTRAP_API_KEY: 'cut-key' }),
+    );
     try {
-      await waitFor(async () => (await ready(gateway.url)).status === 200, 5_000);
+      await waitFor(async () => (await ready(gateway.url)).body.status === 'ok', 5_000);
       proxy.cut();
-      await waitFor(async () => (await ready(gateway.url)).status === 503, 5_000);
-      assert.deepEqual((await ready(gateway.url)).body.failing, ['redis']);
+      await waitFor(async () => (await ready(gateway.url)).body.status === 'degraded', 5_000);
+      const degraded = await ready(gateway.url);
+      assert.equal(degraded.status, 200);
+      assert.deepEqual(degraded.body.failing, ['redis']);
+      // What "degraded" promises: the replica still serves, ingestion through Postgres directly.
+      assert.equal((await gql(gateway.url, ViewerDocument, { key: 'cut-key' })).data?.viewer?.tenant, 'demo');
+      const recorded = await gql(gateway.url, RecordEventsDocument, {
+        key: 'cut-key',
+        variables: { events: [{ type: 'while_redis_is_down' }] },
+      });
+      assert.equal(recorded.data?.recordEvents.accepted, 1, JSON.stringify(recorded.errors));
       proxy.restore();
-      await waitFor(async () => (await ready(gateway.url)).status === 200, 10_000);
+      await waitFor(async () => (await ready(gateway.url)).body.status === 'ok', 10_000);
     } finally {
       await gateway.stop();
       await proxy.close();

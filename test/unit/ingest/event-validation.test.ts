@@ -1,6 +1,11 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { MAX_FUTURE_MS, eventTime, normalizeEvent } from '../../../src/ingest/event-validation.js';
+import {
+  MAX_FUTURE_MS,
+  MAX_PROPERTIES_DEPTH,
+  eventTime,
+  normalizeEvent,
+} from '../../../src/ingest/event-validation.js';
 import { decodeStreamEvent, encodeStreamEvent } from '../../../src/ingest/stream-event.js';
 import { createStreamKeys } from '../../../src/redis/keys.js';
 
@@ -20,6 +25,46 @@ interface StreamEventLike {
 }
 
 describe('normalizeEvent', () => {
+  it('refuses text Postgres cannot store, naming the field', () => {
+    assert.match(reject({ type: 'a', userId: 'u\u0000' }), /^userId holds .*NUL/);
+    assert.match(reject({ type: 'a', sessionId: '\ud800' }), /^sessionId holds/);
+    assert.match(reject({ type: 'a', messageId: 'x\udc00' }), /^messageId holds/);
+    assert.match(reject({ type: 'a', properties: { k: ['ok', 'b\u0000'] } }), /^properties holds/);
+    assert.match(reject({ type: 'a', properties: { ['\ud83d']: 1 } }), /^properties holds/);
+    // A surrogate pair is a character like any other.
+    assert.equal(
+      normalizeEvent({ type: 'a', userId: '\ud83d\ude00', properties: { e: '\ud83d\ude00' } }, receipt).ok,
+      true,
+    );
+  });
+
+  it(`refuses properties nested deeper than ${MAX_PROPERTIES_DEPTH}, however deep, without overflowing the stack`, () => {
+    // `levels` objects and arrays, alternating, the outermost an object.
+    const nest = (levels: number) => {
+      let value: unknown = 'leaf';
+      for (let i = levels - 1; i >= 1; i--) value = i % 2 ? [value] : { a: value };
+      return { a: value } as Record<string, unknown>;
+    };
+    assert.equal(normalizeEvent({ type: 'a', properties: nest(MAX_PROPERTIES_DEPTH) }, receipt).ok, true);
+    assert.match(reject({ type: 'a', properties: nest(MAX_PROPERTIES_DEPTH + 1) }), /nested deeper than 32/);
+    // Not through reject(): its message would JSON.stringify the input, which does overflow.
+    const deep = normalizeEvent({ type: 'a', properties: nest(200_000) }, receipt);
+    assert.match(deep.ok ? '' : deep.message, /nested deeper than 32/);
+  });
+
+  it('refuses properties over 32 KiB before serializing them, whatever their shape', () => {
+    assert.match(reject({ type: 'a', properties: { s: 'x'.repeat(40_000) } }), /at most 32768 bytes/);
+    assert.match(
+      reject({ type: 'a', properties: Object.fromEntries(Array.from({ length: 40_000 }, (_, i) => [`k${i}`, 1])) }),
+      /at most 32768 bytes/,
+    );
+    assert.match(
+      reject({ type: 'a', properties: { list: Array.from({ length: 40_000 }, () => 0) } }),
+      /at most 32768 bytes/,
+    );
+    assert.equal(normalizeEvent({ type: 'a', properties: { s: 'x'.repeat(30_000) } }, receipt).ok, true);
+  });
+
   it('accepts a full event and fixes its id and times', () => {
     const result = normalizeEvent(
       {
