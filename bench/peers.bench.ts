@@ -82,6 +82,22 @@ async function seeded(): Promise<string> {
     state = await count();
   }
   console.log(`${DATABASE}: ${state.events} events of tenant demo`);
+  // The hand-written peer reads 20 rows of one unpartitioned table, as a team would start: the
+  // same events, copied once.
+  const client = new pg.Client({ connectionString: databaseUrl });
+  await client.connect();
+  try {
+    const copied = await client.query(`SELECT 1 FROM pg_class WHERE relname = 'peer_events'`);
+    if (copied.rowCount === 0) {
+      await client.query(
+        `CREATE TABLE peer_events AS SELECT tenant_id, id, type, user_id, occurred_at, value, properties FROM events`,
+      );
+      await client.query('CREATE INDEX ON peer_events (tenant_id, occurred_at DESC, id DESC)');
+      await client.query('VACUUM ANALYZE peer_events');
+    }
+  } finally {
+    await client.end();
+  }
   return state.tenant!;
 }
 

@@ -4,8 +4,9 @@ import pg from 'pg';
 
 /**
  * bench:peers: Apollo Server 5 standalone and a pg pool answering the same "newest 20 events of
- * the tenant" list as the gateway's `events(first: 20)`, from the same table, hand-written: one
- * statement per request, no auth, no limits, no logging.
+ * the tenant" list as the gateway's `events(first: 20)`, hand-written over one unpartitioned
+ * table holding the same events (peers.bench.ts copies them once): one statement per request, no
+ * auth, no limits, no logging.
  *
  *   node apollo-pg.server.js <port> <databaseUrl> <tenantId>
  */
@@ -22,7 +23,7 @@ const server = new ApolloServer({
           await pool.query<{ id: string; type: string; userId: string | null; ts: Date; value: number | null }>({
             name: 'newest_events',
             text: `SELECT id, type, user_id AS "userId", occurred_at AS ts, value, properties
-                   FROM events WHERE tenant_id = $1 ORDER BY occurred_at DESC, id DESC LIMIT $2`,
+                   FROM peer_events WHERE tenant_id = $1 ORDER BY occurred_at DESC, id DESC LIMIT $2`,
             values: [tenantId, Math.min(args.first, 100)],
           })
         ).rows.map((r) => ({ ...r, timestamp: r.ts.toISOString() })),

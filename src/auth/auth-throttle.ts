@@ -1,4 +1,5 @@
 import { HeaderMap } from '@apollo/server';
+import { LRUCache } from 'lru-cache';
 import { RateLimitedError } from '../graphql/errors.js';
 import type { Logger } from '../observability/logger.js';
 import type { Metrics } from '../observability/metrics.js';
@@ -13,6 +14,12 @@ export interface AuthThrottleOptions {
   readonly maxPerAddress: number;
   /** AUTH_THROTTLE_MAX_PER_KEY_PREFIX, 10: failures with one presented key prefix in a window. */
   readonly maxPerKeyPrefix: number;
+  /**
+   * AUTH_THROTTLE_CLEAN_MS, 1,000: how long a replica trusts that a subject it found under its
+   * maximum still is, without asking Redis again. A failure this replica counts ends that trust at
+   * once; a block that only other replicas counted reaches this one within this time.
+   */
+  readonly cleanMs?: number;
 }
 
 export type ThrottleSubject = 'address' | 'key_prefix';
@@ -80,25 +87,30 @@ export function createAuthThrottle(
   };
   // A disconnected client would fail each call after a retry; skip at once instead.
   const usable = () => options.enabled && redis.status === 'ready';
+  // Subjects found under their maximum lately: the request path of a client that does not fail
+  // makes no round trip for the throttle (one per subject and replica per cleanMs at most).
+  const clean = new LRUCache<string, true>({ max: 100_000, ttl: Math.max(options.cleanMs ?? 1_000, 1) });
 
   return {
     /** Throws AuthThrottledError when the address or the key prefix is over its maximum. */
     async check(ip: string | null, keyPrefix: string | null): Promise<void> {
       if (!usable()) return;
       let counts: Array<[number, number]>;
-      const checked = subjects(ip, keyPrefix);
+      const checked = subjects(ip, keyPrefix).filter(({ key }) => !clean.has(key));
+      if (checked.length === 0) return;
       try {
         counts = await Promise.all(checked.map(({ key }) => client.agwAuthRead(key)));
       } catch (err) {
         log.warn({ err }, 'auth throttle read failed; not throttling');
         return;
       }
-      checked.forEach(({ subject, max }, i) => {
+      checked.forEach(({ subject, key, max }, i) => {
         const [n, ttl] = counts[i]!;
         if (n >= max) {
           metrics.authThrottled.inc({ subject });
           throw new AuthThrottledError(subject, ttl > 0 ? ttl : options.windowMs);
         }
+        clean.set(key, true);
       });
     },
 
@@ -106,8 +118,10 @@ export function createAuthThrottle(
     async recordFailure(ip: string | null, keyPrefix: string | null): Promise<void> {
       metrics.authFailures.inc();
       if (!usable()) return;
+      const failed = subjects(ip, keyPrefix);
+      for (const { key } of failed) clean.delete(key);
       try {
-        await Promise.all(subjects(ip, keyPrefix).map(({ key }) => client.agwAuthFail(key, String(options.windowMs))));
+        await Promise.all(failed.map(({ key }) => client.agwAuthFail(key, String(options.windowMs))));
       } catch (err) {
         log.warn({ err }, 'auth throttle count failed');
       }
