@@ -4,6 +4,7 @@ import { parseArgs } from 'node:util';
 import pg from 'pg';
 import { closedPort } from '../test/helpers/tcp-proxy.js';
 import { POSTGRES_URL, isolatedEnv } from '../test/helpers/test-env.js';
+import { closedLoop, graphqlPoster } from './closed-loop.js';
 import { measureGraphql, printResults, type LoadResult, type LoadSettings } from './support/load.js';
 import { startNode, stopProcess } from './support/processes.js';
 
@@ -101,6 +102,20 @@ async function seeded(): Promise<string> {
   return state.tenant!;
 }
 
+/** The user a dashboard would open: the one seen last. */
+async function busiestUser(): Promise<string> {
+  const client = new pg.Client({ connectionString: databaseUrl });
+  await client.connect();
+  try {
+    const { rows } = await client.query<{ user_id: string }>(
+      'SELECT user_id FROM rollup_user ORDER BY last_seen DESC LIMIT 1',
+    );
+    return rows[0]?.user_id ?? 'u1';
+  } finally {
+    await client.end();
+  }
+}
+
 const hour = (d: Date) => `${d.toISOString().slice(0, 13)}:00:00Z`;
 const QUERIES = {
   viewer: '{ viewer { tenant } }',
@@ -125,9 +140,12 @@ const MODES: Record<string, Record<string, string>> = {
 
 const body = (query: string) => JSON.stringify({ query });
 const results: LoadResult[] = [];
+const mixes: { mode: string; rps: number; p50: number; p95: number; p99: number; errors: number }[] = [];
+let userQuery = '{ user(id: "u1") { id eventCount } }';
 const isolation = isolatedEnv('bench_peers');
 try {
   const tenantId = await seeded();
+  userQuery = `{ user(id: ${JSON.stringify(await busiestUser())}) { id eventCount lastSeen events(first: 10) { type timestamp } } }`;
   console.log(
     `bench:peers  autocannon -c ${settings.connections} -d ${settings.duration} after a ${settings.warmup} s warm-up, nproc 2, one server at a time\n`,
   );
@@ -185,10 +203,27 @@ try {
         ),
       );
     }
+    // A dashboard's mix, 10 clients each waiting for its answer before the next (exact p95).
+    const post = graphqlPoster(url, { authorization: `Bearer ${KEY}` }, 10);
+    const mix = [
+      QUERIES.users20x5,
+      QUERIES.timeseries168,
+      '{ eventTypes(first: 20) { type count uniqueUsers } }',
+      userQuery,
+    ];
+    let next = 0;
+    const op = () => post(body(mix[next++ % mix.length]!));
+    await closedLoop(10, settings.warmup, op);
+    mixes.push({ mode, ...(await closedLoop(10, settings.duration, op)) });
     await stopProcess(gateway);
   }
 
   printResults(results);
+  for (const m of mixes) {
+    console.log(
+      `gw-${m.mode} dashboard mix (users, timeseries, eventTypes, user), 10 closed-loop clients: ${m.rps.toFixed(0)} req/s, p50 ${m.p50.toFixed(1)} ms, p95 ${m.p95.toFixed(1)} ms, p99 ${m.p99.toFixed(1)} ms, errors ${m.errors}`,
+    );
+  }
   const rps = (name: string) => results.find((r) => r.name === name)?.rps ?? NaN;
   console.log('\nratios (same run):');
   for (const mode of values.modes.split(',')) {
@@ -200,7 +235,7 @@ try {
       );
     }
   }
-  if (results.some((r) => r.errors > 0 || r.non2xx > 0)) {
+  if (results.some((r) => r.errors > 0 || r.non2xx > 0) || mixes.some((m) => m.errors > 0)) {
     console.error('some requests failed: the figures above are not valid');
     process.exitCode = 1;
   }

@@ -4,45 +4,16 @@ import { costBudgetKey } from '../../redis/keys.js';
 /**
  * A token bucket per key, in one Redis hash, changed only by this script so that every replica
  * sees one budget. The clock is Redis' own (TIME), so replicas with drifting clocks agree.
- * A positive ARGV[3] is a charge: taken whole when the bucket holds enough, otherwise nothing is
- * taken and the wait until it will hold enough is answered. Zero reads; a negative value refunds
- * (never above the capacity).
+ * It takes at least ARGV[3] and up to ARGV[4] points, as many as the bucket holds: a charge takes
+ * exactly its cost (least = most) whole or not at all, a lease its cost plus what the bucket can
+ * spare of the lease; when the bucket holds less than the least, nothing is taken and the wait
+ * until it will is answered. Zero reads; a negative value refunds (never above the capacity).
  *
  * KEYS[1] = the bucket. ARGV[1] = capacity, ARGV[2] = points restored per millisecond,
- * ARGV[3] = points to take. Returns { 1 taken | 0 refused, points left (string: Lua would
- * truncate a float reply), ms until the charge would fit }.
+ * ARGV[3] = least, ARGV[4] = most points to take. Returns { 1 taken | 0 refused, points left
+ * (string: Lua would truncate a float reply), ms until the least would fit, points taken (string) }.
  */
 const BUCKET_LUA = `
-local capacity = tonumber(ARGV[1])
-local rate = tonumber(ARGV[2])
-local cost = tonumber(ARGV[3])
-local t = redis.call('TIME')
-local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
-local state = redis.call('HMGET', KEYS[1], 'p', 't')
-local points = capacity
-if state[1] then
-  points = math.min(capacity, tonumber(state[1]) + math.max(0, now - tonumber(state[2])) * rate)
-end
-local taken = 1
-local wait = 0
-if cost > points then
-  taken = 0
-  wait = math.ceil((cost - points) / rate)
-else
-  points = math.min(capacity, points - cost)
-end
-redis.call('HSET', KEYS[1], 'p', tostring(points), 't', now)
--- A bucket that has refilled is the same as no bucket: let Redis forget it then.
-redis.call('PEXPIRE', KEYS[1], math.ceil((capacity - points) / rate) + 1000)
-return { taken, tostring(points), wait }
-`;
-
-/**
- * A lease: like a charge, but takes at least ARGV[3] and up to ARGV[4] points, as many as the
- * bucket holds, so that a replica can answer the next operations from what it took. Returns
- * { 1 taken | 0 refused, points left (string), ms until ARGV[3] would fit, points taken (string) }.
- */
-const LEASE_LUA = `
 local capacity = tonumber(ARGV[1])
 local rate = tonumber(ARGV[2])
 local least = tonumber(ARGV[3])
@@ -62,16 +33,16 @@ if least > points then
 else
   taken = 1
   got = math.min(points, most)
-  points = points - got
+  points = math.min(capacity, points - got)
 end
 redis.call('HSET', KEYS[1], 'p', tostring(points), 't', now)
+-- A bucket that has refilled is the same as no bucket: let Redis forget it then.
 redis.call('PEXPIRE', KEYS[1], math.ceil((capacity - points) / rate) + 1000)
 return { taken, tostring(points), wait, tostring(got) }
 `;
 
 type WithBucket = {
-  agwCostBucket(key: string, capacity: string, rate: string, cost: string): Promise<[number, string, number]>;
-  agwCostLease(
+  agwCostBucket(
     key: string,
     capacity: string,
     rate: string,
@@ -135,7 +106,6 @@ export interface CostBudgetStatus {
  */
 export function createCostBudget(redis: Redis, keyPrefix: string, options: CostBudgetOptions) {
   redis.defineCommand('agwCostBucket', { numberOfKeys: 1, lua: BUCKET_LUA });
-  redis.defineCommand('agwCostLease', { numberOfKeys: 1, lua: LEASE_LUA });
   const client = redis as Redis & WithBucket;
   const perMs = options.restorePerMinute / 60_000;
   const leasePoints = Math.min(options.leasePoints ?? 200, Math.floor(options.capacity / 10));
@@ -149,6 +119,7 @@ export function createCostBudget(redis: Redis, keyPrefix: string, options: CostB
       bucketKey(keyId),
       String(options.capacity),
       String(perMs),
+      String(points),
       String(points),
     );
     return { taken: taken === 1, currentlyAvailable: Math.floor(Number(left)), retryAfterMs: Number(wait) };
@@ -171,7 +142,7 @@ export function createCostBudget(redis: Redis, keyPrefix: string, options: CostB
     const need = cost - held;
     let reply: [number, string, number, string];
     try {
-      reply = await client.agwCostLease(
+      reply = await client.agwCostBucket(
         bucketKey(keyId),
         String(options.capacity),
         String(perMs),
