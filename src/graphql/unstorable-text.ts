@@ -36,12 +36,36 @@ export interface UnstorableText {
  * event by ingest/event-validation.ts, so one bad event does not refuse a whole batch). Both walks
  * keep their own stack: a value nested thousands deep costs no native stack.
  */
+// An operation that declares no variables holds only literals, so its answer depends on the
+// operation node alone, which Apollo's document store hands back for a repeated document: found
+// once, not walked with TypeInfo on every request (null: nothing unstorable).
+const literalOnly = new WeakMap<OperationDefinitionNode, WeakMap<ReadonlySet<string>, UnstorableText | null>>();
+
 export function findUnstorableText(
   schema: GraphQLSchema,
   document: DocumentNode,
   operation: OperationDefinitionNode,
   variables: Readonly<Record<string, unknown>> | undefined,
-  skipInputTypes: ReadonlySet<string> = new Set(),
+  skipInputTypes: ReadonlySet<string> = NO_SKIP,
+): UnstorableText | undefined {
+  if (operation.variableDefinitions?.length) return walk(schema, document, operation, variables, skipInputTypes);
+  let bySkip = literalOnly.get(operation);
+  if (!bySkip) literalOnly.set(operation, (bySkip = new WeakMap()));
+  const known = bySkip.get(skipInputTypes);
+  if (known !== undefined) return known ?? undefined;
+  const found = walk(schema, document, operation, undefined, skipInputTypes);
+  bySkip.set(skipInputTypes, found ?? null);
+  return found;
+}
+
+const NO_SKIP: ReadonlySet<string> = new Set();
+
+function walk(
+  schema: GraphQLSchema,
+  document: DocumentNode,
+  operation: OperationDefinitionNode,
+  variables: Readonly<Record<string, unknown>> | undefined,
+  skipInputTypes: ReadonlySet<string>,
 ): UnstorableText | undefined {
   const typeInfo = new TypeInfo(schema);
   let found: UnstorableText | undefined;

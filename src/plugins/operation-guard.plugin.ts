@@ -34,6 +34,7 @@ export interface OperationGuardPluginOptions {
  */
 /** Input types validated per event where they are used (ingest/event-validation.ts). */
 export const PER_EVENT_INPUT_TYPES: readonly string[] = ['EventInput'];
+const PER_EVENT_SKIP: ReadonlySet<string> = new Set(PER_EVENT_INPUT_TYPES);
 
 /** BAD_USER_INPUT naming the first argument that holds text Postgres cannot store, or undefined. */
 export function unstorableTextError(
@@ -41,7 +42,7 @@ export function unstorableTextError(
   document: DocumentNode,
   operation: OperationDefinitionNode,
   variables: Readonly<Record<string, unknown>> | undefined,
-  skip: ReadonlySet<string> = new Set(PER_EVENT_INPUT_TYPES),
+  skip: ReadonlySet<string> = PER_EVENT_SKIP,
 ): BadUserInputError | undefined {
   const unstorable = findUnstorableText(schema, document, operation, variables, skip);
   return unstorable
