@@ -6,12 +6,11 @@ import { createQueryCache } from '../analytics/query-cache.js';
 import { createRollupRebuilder } from '../analytics/rollup-rebuild.service.js';
 import { AuditLogService } from '../audit/audit-log.service.js';
 import { createAuditRetentionWorker } from '../audit/audit-retention.worker.js';
-import { createAuditLogWriter } from '../audit/audit-log.writer.js';
+import { createAuditLogWriter, type AuditLogWriter } from '../audit/audit-log.writer.js';
 import { ApiKeyService } from '../auth/api-key.service.js';
 import { createAuthThrottle } from '../auth/auth-throttle.js';
 import { createKeyVerifier } from '../auth/key-verifier.js';
 import type { Config } from '../config/config.js';
-import { closePool, createPool } from '../db/pool.js';
 import { prepareDatabase } from '../db/prepare-database.js';
 import { registerDashboardRoutes } from '../http/dashboard.routes.js';
 import { registerOperationsRoutes } from '../http/operations.routes.js';
@@ -21,15 +20,14 @@ import { createEventPartitionsWorker } from '../ingest/event-partitions.worker.j
 import { IngestService } from '../ingest/ingest.service.js';
 import type { Logger } from '../observability/logger.js';
 import { createUserErasureService } from '../privacy/user-erasure.service.js';
-import { createMetrics } from '../observability/metrics.js';
-import { createReadiness } from '../observability/readiness.js';
+import { createMetrics, type Metrics } from '../observability/metrics.js';
+import { createReadiness, type Readiness } from '../observability/readiness.js';
 import { createCostBudget } from '../plugins/cost/cost-budget.js';
 import { createLiveFeed } from '../realtime/live-feed.js';
 import { createRealtimeService } from '../realtime/realtime.service.js';
 import { createEventReplay } from '../realtime/event-replay.js';
 import { createWindowStore } from '../realtime/window-store.js';
 import { createSystemStatusService } from '../ops/system-status.service.js';
-import { closeRedis, createRedis } from '../redis/create-redis.js';
 import { loadDashboardAssets } from '../web/dashboard-assets.js';
 import { createDeadLetterService } from '../ingest/dead-letter-replay.js';
 import { createEventStream } from '../ingest/event-stream.js';
@@ -37,6 +35,7 @@ import { createStreamKeys } from '../redis/keys.js';
 import { createStreamMaintenanceWorker } from '../streams/stream-maintenance.worker.js';
 import { createApi, type Api } from './api.js';
 import { createContextBuilder, type Services } from './context.js';
+import { connectStores, type Stores } from './stores.js';
 import { createStreamWorkers, type Worker } from './worker.js';
 
 export interface App {
@@ -65,25 +64,8 @@ export async function createApp(config: Config, logger: Logger): Promise<App> {
   const metrics = createMetrics();
   await prepareDatabase(config, logger, { migrate: config.database.migrateOnStart });
 
-  const pool = createPool(config, logger, { metrics, label: 'main' });
-  // Connections open on first use, so a worker-only process never opens one.
-  // The query API's reads (src/analytics/analytics.service.ts) go to DATABASE_READ_URL when set.
-  const readUrl = config.database.readUrl;
-  const eventReadPool = createPool(config, logger, {
-    name: 'analytics-gateway-event-reads',
-    label: 'event_reads',
-    genericPlans: true,
-    url: readUrl,
-    metrics,
-  });
-  const readPool = readUrl
-    ? createPool(config, logger, { name: 'analytics-gateway-reads', label: 'reads', url: readUrl, metrics })
-    : undefined;
-  // systemStatus reads these counts, under the names the db_* metrics label them with.
-  const pools = { main: pool, event_reads: eventReadPool, ...(readPool ? { reads: readPool } : {}) };
-  const redis = createRedis(config, logger, { name: 'commands' });
-  const authSubscriber = createRedis(config, logger, { name: 'auth-subscriber', queueWhileDisconnected: true });
-  const liveSubscriber = createRedis(config, logger, { name: 'live-subscriber', queueWhileDisconnected: true });
+  const stores = connectStores(config, logger, metrics);
+  const { pool, eventReadPool, readPool, pools, redis, authSubscriber, liveSubscriber } = stores;
 
   const keys = createStreamKeys(config.redis.keyPrefix, config.streams.partitions);
   const stream = createEventStream(redis, keys, {
@@ -191,27 +173,8 @@ export async function createApp(config: Config, logger: Logger): Promise<App> {
     // Stopped after the API has drained (see stop below), so in-flight requests' rows are written.
     { name: 'audit', start: () => audit.start(), stop: () => audit.stop(), readiness: audit.readiness },
   ];
-  const byName = new Map(workers.map((w) => [w.name, w]));
 
-  const readiness = createReadiness({
-    pool,
-    redis,
-    metrics,
-    timeoutMs: config.http.readyCheckTimeoutMs,
-    // A replica serving the API degrades without Redis; one that only consumes streams cannot work.
-    essential: runsApi ? ['postgres'] : ['postgres', 'redis'],
-  });
-  // Reports rather than judges: with Redis down the "redis" check fails, and this one says what
-  // that means for ingestion (degraded mode since when) instead of failing a second time.
-  readiness.register('streams', async () => ({
-    ingestDegradedSince: ingest.degradedSinceDate() ?? null,
-    persist: byName.get('persist')?.readiness?.() ?? null,
-    aggregate: byName.get('aggregate')?.readiness?.() ?? null,
-    partitions: redis.status === 'ready' ? await maintenance.inspectAll() : 'unknown: redis is unreachable',
-  }));
-  const rollups = byName.get('rollups');
-  if (rollups?.readiness) readiness.register('rollups', async () => rollups.readiness!() as Record<string, unknown>);
-  readiness.register('audit', async () => audit.readiness());
+  const readiness = readinessOf({ config, metrics, stores, workers, ingest, maintenance, audit, runsApi });
 
   if (config.auth.bootstrapApiKey) await services.apiKeys.ensureBootstrapKey(config.auth.bootstrapApiKey);
   for (const worker of workers) await worker.start();
@@ -266,17 +229,46 @@ export async function createApp(config: Config, logger: Logger): Promise<App> {
         if (api) await api.stop();
         else await closeHttpServer(http.server, config.http.shutdownGraceMs);
         await Promise.all(workers.map((w) => w.stop()));
-        await Promise.all([
-          closeRedis(redis),
-          closeRedis(authSubscriber),
-          closeRedis(liveSubscriber),
-          // What still holds a connection now served a request the drain has cut: not waited for long.
-          closePool(pool, { forceAfterMs: 1_000 }),
-          closePool(eventReadPool, { forceAfterMs: 1_000 }),
-          readPool && closePool(readPool, { forceAfterMs: 1_000 }),
-        ]);
+        await stores.close();
       })()),
   };
+}
+
+/**
+ * `/ready`: Postgres and Redis, and what the workers report. A replica serving the API degrades
+ * without Redis; one that only consumes streams cannot work.
+ */
+function readinessOf(deps: {
+  config: Config;
+  metrics: Metrics;
+  stores: Stores;
+  workers: readonly Worker[];
+  ingest: IngestService;
+  maintenance: ReturnType<typeof createStreamMaintenanceWorker>;
+  audit: AuditLogWriter;
+  runsApi: boolean;
+}): Readiness {
+  const { stores, maintenance } = deps;
+  const byName = new Map(deps.workers.map((w) => [w.name, w]));
+  const readiness = createReadiness({
+    pool: stores.pool,
+    redis: stores.redis,
+    metrics: deps.metrics,
+    timeoutMs: deps.config.http.readyCheckTimeoutMs,
+    essential: deps.runsApi ? ['postgres'] : ['postgres', 'redis'],
+  });
+  // Reports rather than judges: with Redis down the "redis" check fails, and this one says what
+  // that means for ingestion (degraded mode since when) instead of failing a second time.
+  readiness.register('streams', async () => ({
+    ingestDegradedSince: deps.ingest.degradedSinceDate() ?? null,
+    persist: byName.get('persist')?.readiness?.() ?? null,
+    aggregate: byName.get('aggregate')?.readiness?.() ?? null,
+    partitions: stores.redis.status === 'ready' ? await maintenance.inspectAll() : 'unknown: redis is unreachable',
+  }));
+  const rollups = byName.get('rollups');
+  if (rollups?.readiness) readiness.register('rollups', async () => rollups.readiness!() as Record<string, unknown>);
+  readiness.register('audit', async () => deps.audit.readiness());
+  return readiness;
 }
 
 function retentionOfAudit(worker: ReturnType<typeof createAuditRetentionWorker>): Worker {
