@@ -24,6 +24,8 @@
  * backends, so every microsecond it spends on a row is taken from them.
  */
 
+import { EVENT_COPY_COLUMNS } from '../ingest/event-copy.js';
+
 const DAY_MS = 86_400_000;
 const MINUTE_MS = 60_000;
 const MINUTES_PER_DAY = 1_440;
@@ -130,19 +132,11 @@ const PROPERTIES: Partial<Record<SeedEventType, readonly object[]>> = {
   share: ['twitter', 'linkedin', 'email', 'slack'].map((channel) => ({ channel })),
 };
 
-/** The events table's columns, in the order `copyChunks` writes them. */
-export const COPY_COLUMNS = [
-  'tenant_id',
-  'id',
-  'type',
-  'user_id',
-  'session_id',
-  'message_id',
-  'occurred_at',
-  'received_at',
-  'value',
-  'properties',
-] as const;
+/**
+ * The events table's columns, in the order `copyChunks` writes them: the same list the persister
+ * COPies (src/ingest/event-copy.ts), so seeded and ingested rows follow one column order.
+ */
+export const COPY_COLUMNS = EVENT_COPY_COLUMNS;
 
 /**
  * COPY text format: backslash, and the characters that would end a field or a row, escaped.
