@@ -36,6 +36,9 @@ const { values } = parseArgs({
     profile: { type: 'boolean', default: false },
     // The gateway's PERSIST_MODE: how the persist worker writes a batch (copy or unnest).
     'persist-mode': { type: 'string', default: 'copy' },
+    // all: one ROLE=all process, as `npm start` runs it; split: a ROLE=api and a ROLE=worker
+    // process, so the CPU per event of accepting and of the workers is each process's own.
+    roles: { type: 'string', default: 'all' },
   },
 });
 
@@ -51,6 +54,8 @@ const baselineSeconds = numberOption('baseline-seconds', values['baseline-second
 const profile = values.profile;
 const persistMode = values['persist-mode'];
 if (persistMode !== 'copy' && persistMode !== 'unnest') throw new Error(`--persist-mode must be copy or unnest`);
+const roles = values.roles;
+if (roles !== 'all' && roles !== 'split') throw new Error('--roles must be all or split');
 
 const KEY = 'agk_bench-ingest-key-000000000000000000000000000000';
 const TARGET_EVENTS_PER_S = 50_000;
@@ -154,21 +159,25 @@ function streamEvent(tenantId: string): StreamEvent {
 // ---------------------------------------------------------------------------------------------
 // The gateway child process.
 
-interface Gateway {
+/** One gateway process: the API (ROLE=all or api), and with --roles split its ROLE=worker beside it. */
+interface Process {
   readonly child: ChildProcess;
   readonly port: number;
   readonly exited: Promise<void>;
+}
+interface Gateway extends Process {
+  readonly worker?: Process;
 }
 
 const children = new Set<ChildProcess>();
 const isolation = isolatedEnv('bench_ingest');
 
-function gatewayEnv(port: number) {
+function gatewayEnv(port: number, role: 'all' | 'api' | 'worker' = 'all') {
   return isolation.env({
     NODE_ENV: 'production',
     // Request logs are 'info': off, so logging costs nothing on the hot path.
     LOG_LEVEL: 'warn',
-    ROLE: 'all',
+    ROLE: role,
     PORT: String(port),
     BOOTSTRAP_API_KEY: KEY,
     // One key sends everything: a cost budget this load cannot exhaust.
@@ -182,45 +191,74 @@ function gatewayEnv(port: number) {
 const gatewayConfig = loadConfig(gatewayEnv(0));
 const persistLoops = `${gatewayConfig.streams.partitions * gatewayConfig.persist.concurrency} loops (STREAM_PARTITIONS=${gatewayConfig.streams.partitions} × PERSIST_CONCURRENCY=${gatewayConfig.persist.concurrency}, PERSIST_MODE=${gatewayConfig.persist.mode})`;
 
-async function startGateway(profileDir?: string): Promise<Gateway> {
-  const port = await closedPort();
+function spawnProcess(role: 'all' | 'api' | 'worker', port: number, profileDir?: string): Process {
   // The flags `npm start` and the Dockerfile run the gateway with, so the figures are production's.
   const nodeOptions = [
     '--max-semi-space-size=64',
-    ...(profileDir ? ['--cpu-prof', `--cpu-prof-dir=${profileDir}`] : []),
+    ...(profileDir ? ['--cpu-prof', `--cpu-prof-dir=${profileDir}/${role}`] : []),
   ];
   const child = spawn(process.execPath, [...nodeOptions, fileURLToPath(new URL('../src/main.js', import.meta.url))], {
     env: {
       PATH: process.env.PATH,
-      ...gatewayEnv(port),
+      ...gatewayEnv(port, role),
     },
     stdio: ['ignore', 'ignore', 'inherit'],
   });
   children.add(child);
   const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
-  const gateway: Gateway = { child, port, exited };
-  // Ready once an authenticated query answers: database migrated, bootstrap key stored, port open.
+  return { child, port, exited };
+}
+
+async function waitUntil(process: Process, path: string, body: string | undefined): Promise<void> {
   const started = Date.now();
   for (;;) {
-    if (child.exitCode !== null || child.signalCode !== null) {
-      throw new Error(`the gateway exited during start-up (code ${child.exitCode}, signal ${child.signalCode})`);
+    if (process.child.exitCode !== null || process.child.signalCode !== null) {
+      throw new Error(
+        `the gateway exited during start-up (code ${process.child.exitCode}, signal ${process.child.signalCode})`,
+      );
     }
-    const answer = await post(gateway, '/graphql', JSON.stringify({ query: '{ viewer { tenant } }' })).catch(
-      () => undefined,
-    );
-    if (answer?.status === 200) return gateway;
+    const answer = await (body === undefined ? get(process, path) : post(process, path, body)).catch(() => undefined);
+    if (answer?.status === 200) return;
     if (Date.now() - started > 60_000) throw new Error('the gateway did not become ready within 60 s');
     await sleep(100);
   }
 }
 
+async function startGateway(profileDir?: string): Promise<Gateway> {
+  const api = spawnProcess(roles === 'all' ? 'all' : 'api', await closedPort(), profileDir);
+  // Ready once an authenticated query answers: database migrated, bootstrap key stored, port open.
+  await waitUntil(api, '/graphql', JSON.stringify({ query: '{ viewer { tenant } }' }));
+  if (roles === 'all') return api;
+  const worker = spawnProcess('worker', await closedPort(), profileDir);
+  await waitUntil(worker, '/ready', undefined);
+  return { ...api, worker };
+}
+
 async function stopGateway(gateway: Gateway): Promise<void> {
-  gateway.child.kill('SIGTERM');
-  // A graceful exit is what makes --cpu-prof write its profile; SIGKILL only if it hangs.
-  const timer = setTimeout(() => gateway.child.kill('SIGKILL'), 20_000);
-  await gateway.exited;
-  clearTimeout(timer);
-  children.delete(gateway.child);
+  await Promise.all(
+    [gateway, gateway.worker].map(async (p) => {
+      if (!p) return;
+      p.child.kill('SIGTERM');
+      // A graceful exit is what makes --cpu-prof write its profile; SIGKILL only if it hangs.
+      const timer = setTimeout(() => p.child.kill('SIGKILL'), 20_000);
+      await p.exited;
+      clearTimeout(timer);
+      children.delete(p.child);
+    }),
+  );
+}
+
+function get(process: Process, path: string): Promise<{ status: number; body: string }> {
+  return new Promise((resolve, reject) => {
+    request({ host: '127.0.0.1', port: process.port, path, agent: false }, (res) => {
+      const chunks: Buffer[] = [];
+      res.on('data', (chunk: Buffer) => chunks.push(chunk));
+      res.on('end', () => resolve({ status: res.statusCode ?? 0, body: Buffer.concat(chunks).toString('utf8') }));
+      res.on('error', reject);
+    })
+      .on('error', reject)
+      .end();
+  });
 }
 
 /**
@@ -230,7 +268,7 @@ async function stopGateway(gateway: Gateway): Promise<void> {
  * across the pauses between runs: the gateway closes them after 5 s (Node's keepAliveTimeout), and
  * a request sent as that happens fails with "socket hang up".
  */
-function post(gateway: Gateway, path: string, body: string, agent?: Agent): Promise<{ status: number; body: string }> {
+function post(gateway: Process, path: string, body: string, agent?: Agent): Promise<{ status: number; body: string }> {
   return new Promise((resolve, reject) => {
     const req = request(
       {
@@ -258,23 +296,21 @@ function post(gateway: Gateway, path: string, body: string, agent?: Agent): Prom
   });
 }
 
-/** Prometheus text → series (name plus labels, as printed) → value. */
+/**
+ * Prometheus text → series (name plus labels, as printed) → value, summed over the gateway's
+ * processes: with --roles split the API counts accepted events and the worker persisted ones.
+ */
 async function scrape(gateway: Gateway): Promise<Map<string, number>> {
-  const text = await new Promise<string>((resolve, reject) => {
-    request({ host: '127.0.0.1', port: gateway.port, path: '/metrics', agent: false }, (res) => {
-      const chunks: Buffer[] = [];
-      res.on('data', (chunk: Buffer) => chunks.push(chunk));
-      res.on('end', () => resolve(Buffer.concat(chunks).toString('utf8')));
-      res.on('error', reject);
-    })
-      .on('error', reject)
-      .end();
-  });
   const series = new Map<string, number>();
-  for (const line of text.split('\n')) {
-    if (line === '' || line.startsWith('#')) continue;
-    const space = line.lastIndexOf(' ');
-    series.set(line.slice(0, space), Number(line.slice(space + 1)));
+  for (const p of [gateway, gateway.worker]) {
+    if (!p) continue;
+    const { body: text } = await get(p, '/metrics');
+    for (const line of text.split('\n')) {
+      if (line === '' || line.startsWith('#')) continue;
+      const space = line.lastIndexOf(' ');
+      const key = line.slice(0, space);
+      series.set(key, (series.get(key) ?? 0) + Number(line.slice(space + 1)));
+    }
   }
   return series;
 }
@@ -476,7 +512,8 @@ function processTicks(pid: number): number | undefined {
 
 function cpuSnapshot(gateway: Gateway): CpuSnapshot {
   const byGroup = new Map<string, Map<number, number>>([
-    ['gateway', new Map()],
+    [gateway.worker ? 'gateway api' : 'gateway', new Map()],
+    ...(gateway.worker ? [['gateway worker', new Map<number, number>()] as const] : []),
     ['postgres', new Map()],
     ['redis', new Map()],
     ['load generator (this process)', new Map()],
@@ -485,7 +522,8 @@ function cpuSnapshot(gateway: Gateway): CpuSnapshot {
     const ticks = processTicks(pid);
     if (ticks !== undefined) byGroup.get(group)!.set(pid, ticks);
   };
-  add('gateway', gateway.child.pid!);
+  add(gateway.worker ? 'gateway api' : 'gateway', gateway.child.pid!);
+  if (gateway.worker) add('gateway worker', gateway.worker.child.pid!);
   add('load generator (this process)', process.pid);
   for (const entry of readdirSync('/proc')) {
     if (!/^\d+$/.test(entry)) continue;
@@ -528,6 +566,17 @@ function cpuBetween(before: CpuSnapshot, after: CpuSnapshot): CpuUse {
   return { groups, machineBusyPct, otherPct };
 }
 
+/** CPU per event of each group from the first request until the last event was persisted. */
+function cpuPerEvent(before: CpuSnapshot, after: CpuSnapshot, events: number): [string, number][] {
+  const perEvent: [string, number][] = [];
+  for (const [group, pids] of after.byGroup) {
+    let ticks = 0;
+    for (const [pid, t] of pids) ticks += t - (before.byGroup.get(group)!.get(pid) ?? 0);
+    perEvent.push([group, ((ticks / CLOCK_TICKS_PER_S) * 1e6) / Math.max(1, events)]);
+  }
+  return perEvent;
+}
+
 // ---------------------------------------------------------------------------------------------
 // One batch size, measured.
 
@@ -542,6 +591,8 @@ interface PhaseResult {
   readonly drainPerS: number;
   readonly lags: number[];
   readonly cpu: CpuUse;
+  /** µs of CPU per accepted event, by process group, from the first request until drained. */
+  readonly cpuPerEventUs: [string, number][];
   readonly persistBatches: number;
   readonly persistMeanBatch: number;
   readonly persistMeanBatchMs: number;
@@ -570,6 +621,7 @@ async function runPhase(gateway: Gateway, lagDb: pg.Client, tenantId: string, ba
   const atLoadEnd = await scrape(gateway);
   const loadEndAt = performance.now();
   const drained = await waitDrained(gateway);
+  const cpuDrained = cpuSnapshot(gateway);
   const endedUs = monotonicUs();
   const lags = await lag.finish();
   const after = drained.metrics;
@@ -586,6 +638,7 @@ async function runPhase(gateway: Gateway, lagDb: pg.Client, tenantId: string, ba
     drainPerS: (acceptedOf(after) - persistedOf(atLoadEnd)) / ((drained.at - loadEndAt) / 1000),
     lags,
     cpu: cpuBetween(cpuBefore, cpuAfter),
+    cpuPerEventUs: cpuPerEvent(cpuBefore, cpuDrained, serverAccepted),
     persistBatches: batches,
     persistMeanBatch: batches ? delta('persist_batch_size_sum') / batches : 0,
     persistMeanBatchMs: batches ? (delta('persist_batch_duration_seconds_sum') / batches) * 1000 : 0,
@@ -772,7 +825,7 @@ const connected: pg.Client[] = [];
 try {
   console.log(
     `bench:ingest  recordEvents with ${clients} concurrent clients, ${duration} s per phase after ${warmup} s warm-up; ` +
-      `gateway ROLE=all NODE_ENV=production LOG_LEVEL=warn, one process; ${availableParallelism()} CPU cores\n`,
+      `gateway ${roles === 'all' ? 'ROLE=all, one process' : 'ROLE=api and ROLE=worker, two processes'} NODE_ENV=production LOG_LEVEL=warn; ${availableParallelism()} CPU cores\n`,
   );
 
   // Phase 1: batches of 100 (the first gateway also creates and migrates the isolated database).
@@ -864,6 +917,11 @@ try {
         `machine busy ${p.cpu.machineBusyPct.toFixed(0)}% of ${availableParallelism() * 100}%`,
     );
   }
+  console.log('CPU per accepted event, first request until persisted (µs; the load generator builds the batches)');
+  for (const p of phases) {
+    const parts = p.cpuPerEventUs.map(([group, us]) => `${group} ${us.toFixed(1)}`);
+    console.log(`  batch ${String(p.load.batchSize).padEnd(5)} ${parts.join(', ')}`);
+  }
   console.log('persist worker');
   for (const p of phases) {
     console.log(
@@ -887,12 +945,15 @@ try {
   );
   if (!met) {
     const cpu = new Map(p1000.cpu.groups);
-    const gatewayCpu = cpu.get('gateway') ?? 0;
+    const gatewayCpu = (cpu.get('gateway') ?? 0) + (cpu.get('gateway api') ?? 0);
     const capacity = availableParallelism() * 100;
     console.log('where the time goes (batch 1000):');
     console.log(
-      `  CPU: gateway ${gatewayCpu.toFixed(0)}% of one core (its JavaScript runs on one thread, shared by request` +
-        ` handling and the persist worker), machine ${p1000.cpu.machineBusyPct.toFixed(0)}% of ${capacity}%` +
+      `  CPU: gateway ${gatewayCpu.toFixed(0)}% of one core (its JavaScript runs on one thread` +
+        (roles === 'all'
+          ? ', shared by request handling and the persist worker)'
+          : `; the worker process ${(cpu.get('gateway worker') ?? 0).toFixed(0)}%)`) +
+        `, machine ${p1000.cpu.machineBusyPct.toFixed(0)}% of ${capacity}%` +
         (p1000.cpu.machineBusyPct >= capacity * 0.85
           ? ': the cores are saturated, Postgres, Redis and the load generator compete with the gateway for them.'
           : '.'),
@@ -909,7 +970,10 @@ try {
         ` per 1000 rows (${fmt(insertPerS)} rows/s).`,
     );
     if (profileDir) {
-      for (const line of await summarizeProfile(profileDir, p1000.windowUs)) console.log(`  ${line}`);
+      for (const role of roles === 'all' ? ['all'] : ['api', 'worker']) {
+        if (roles === 'split') console.log(`  ROLE=${role}:`);
+        for (const line of await summarizeProfile(join(profileDir, role), p1000.windowUs)) console.log(`  ${line}`);
+      }
       console.log('  (figures of a --profile run are a little lower than without: sampling costs the gateway CPU)');
     } else {
       console.log(
