@@ -18,6 +18,8 @@ import { isolatedEnv, REDIS_URL, testPool } from '../test/helpers/test-env.js';
  * memory per subscriber; pushes per second; the rate actually reached.
  *
  * Options: --subscribers 1000 --rate 20000 --duration 20 --warmup 3 --interval 50 --roles split|all
+ * --replicas 1 (API processes with --roles split: subscribers and batches spread over them in turn)
+ * --channels 1 (subscriber i follows channel i mod N: all types, then one event type each)
  */
 const { values } = parseArgs({
   options: {
@@ -27,19 +29,27 @@ const { values } = parseArgs({
     warmup: { type: 'string', default: '3' },
     interval: { type: 'string', default: '50' },
     roles: { type: 'string', default: 'split' },
+    replicas: { type: 'string', default: '1' },
+    channels: { type: 'string', default: '1' },
   },
 });
 const subscribers = Number(values.subscribers);
 const rate = Number(values.rate);
 const duration = Number(values.duration);
 const warmup = Number(values.warmup);
+const replicas = Number(values.replicas);
+const channels = Number(values.channels);
 const BATCH = 1000;
 const MAX_IN_FLIGHT = 4;
 const ADMIN = 'agk_bench-realtime-admin-00000000000000000000000000';
 const now = () => performance.timeOrigin + performance.now();
 
 const MUTATION = 'mutation($events: [EventInput!]!) { recordEvents(events: $events) { accepted } }';
+// Shared with bench/realtime-subscribers.ts: event n has type TYPES[n % TYPES.length].
 const TYPES = ['page_view', 'click', 'search', 'purchase', 'signup', 'error'];
+if (!(replicas >= 1) || !(channels >= 1 && channels <= TYPES.length + 1)) {
+  throw new Error(`--replicas must be >= 1 and --channels between 1 and ${TYPES.length + 1}`);
+}
 let sequence = 0;
 function batchBody(): string {
   const events = Array.from({ length: BATCH }, () => {
@@ -97,13 +107,20 @@ const env = isolation.env({
 // --roles all: one process does everything; split (default): an API process (ingestion,
 // subscriptions) and a worker process (persist and aggregate consumers), as deployed at scale.
 const split = values.roles !== 'all';
+if (!split && replicas > 1) throw new Error('--replicas needs --roles split');
 const gateways = split
   ? [
       await spawnGateway({ ...env, ROLE: 'api' }, 60_000),
+      ...(await Promise.all(
+        Array.from({ length: replicas - 1 }, () =>
+          spawnGateway({ ...env, ROLE: 'api', MIGRATE_ON_START: 'false' }, 60_000),
+        ),
+      )),
       await spawnGateway({ ...env, ROLE: 'worker', MIGRATE_ON_START: 'false' }, 60_000),
     ]
   : [await spawnGateway({ ...env, ROLE: 'all' }, 60_000)];
 const gateway = gateways[0]!;
+const apis = split ? gateways.slice(0, replicas) : gateways;
 const worker = gateways.at(-1)!;
 const redis = new Redis(REDIS_URL);
 const pool = testPool(isolation.databaseUrl, 2);
@@ -118,13 +135,15 @@ try {
   console.log(
     `bench:realtime  ${subscribers} subscribers (separate process), ${rate} events/s target in batches of ${BATCH}, ` +
       `${duration} s after ${warmup} s warm-up; push interval ${values.interval} ms; ` +
-      `${split ? 'ROLE=api and ROLE=worker processes' : 'one ROLE=all process'}, NODE_ENV=production\n`,
+      `${split ? `${replicas} ROLE=api and one ROLE=worker process` : 'one ROLE=all process'}, ` +
+      `${channels} channel${channels === 1 ? '' : 's'}, NODE_ENV=production\n`,
   );
   const rssBefore = await scrapeMetric(gateway.url, 'process_resident_memory_bytes');
   const child = fork(fileURLToPath(new URL('./realtime-subscribers.js', import.meta.url)), [
-    gateway.url,
+    apis.map((g) => g.url).join(','),
     reader,
     String(subscribers),
+    String(channels),
   ]);
   const ready = new Promise<void>((resolve) => child.once('message', () => resolve()));
   const t0 = now();
@@ -134,7 +153,12 @@ try {
   const rssAfter = await scrapeMetric(gateway.url, 'process_resident_memory_bytes');
 
   // Paced load: a batch every BATCH / rate seconds, at most MAX_IN_FLIGHT at once.
-  const agent = new Agent({ keepAlive: true, maxSockets: MAX_IN_FLIGHT });
+  const agents = apis.map(() => new Agent({ keepAlive: true, maxSockets: MAX_IN_FLIGHT }));
+  let turn = 0;
+  const pushesOf = async () =>
+    (
+      await Promise.all(apis.map((g) => scrapeMetric(g.url, 'subscription_pushes_total{field="metricUpdated"}')))
+    ).reduce((a, b) => a + b, 0);
   const batches: { cum: number; sentAt: number; answeredAt: number }[] = [];
   let acknowledged = 0;
   let inFlight = 0;
@@ -149,7 +173,7 @@ try {
   while (now() < loadEnd) {
     if (pushesBefore.at === 0 && now() >= measureFrom) {
       pushesBefore.at = now();
-      pushesBefore.n = await scrapeMetric(gateway.url, 'subscription_pushes_total{field="metricUpdated"}');
+      pushesBefore.n = await pushesOf();
     }
     if (inFlight >= MAX_IN_FLIGHT) {
       skipped++;
@@ -157,8 +181,9 @@ try {
       inFlight++;
       const sentAt = now();
       const body = batchBody();
+      const target = turn++ % apis.length;
       pending.push(
-        post(gateway.url, agent, body).then((accepted) => {
+        post(apis[target]!.url, agents[target]!, body).then((accepted) => {
           inFlight--;
           acknowledged += accepted;
           if (sentAt >= measureFrom) batches.push({ cum: acknowledged, sentAt, answeredAt: now() });
@@ -170,7 +195,7 @@ try {
     if (wait > 0) await new Promise((resolve) => setTimeout(resolve, wait));
   }
   const loadSeconds = (now() - measureFrom) / 1000;
-  const pushesAfter = await scrapeMetric(gateway.url, 'subscription_pushes_total{field="metricUpdated"}');
+  const pushesAfter = await pushesOf();
   const pushSeconds = (now() - pushesBefore.at) / 1000;
   await Promise.all(pending);
   const sentInWindow = batches.length * BATCH;
@@ -192,7 +217,8 @@ try {
   console.log(`  subscribers connected and served their first snapshot in ${connectSeconds.toFixed(1)} s`);
   console.log(
     `  gateway memory: ${(rssBefore / 1e6).toFixed(0)} MB before, ${(rssAfter / 1e6).toFixed(0)} MB with ${subscribers} subscribers: ` +
-      `${((rssAfter - rssBefore) / subscribers / 1024).toFixed(1)} KiB per subscriber`,
+      `${((rssAfter - rssBefore) / Math.ceil(subscribers / apis.length) / 1024).toFixed(1)} KiB per subscriber` +
+      (apis.length > 1 ? ' (the first replica, which holds every replicas-th subscriber)' : ''),
   );
   console.log(
     `  load: ${Math.round(sentInWindow / loadSeconds).toLocaleString()} events/s acknowledged of ${rate.toLocaleString()} targeted ` +
