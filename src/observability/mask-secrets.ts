@@ -73,7 +73,9 @@ const GATE = {
   ssn: /\d{3}-\d{2}-\d{4}/,
   international: /\+\d/,
   nanp: /\d{3}[ .)-] ?\d{3}[ .-]\d{4}/,
-  trunk: /0\d{1,4}[ .-]\d{2,4}[ .-]\d{2,4}/,
+  // With the character before the 0 as START allows it (the line's own ISO timestamp, `2026-12-04`,
+  // would pass a gate without it, and the exact pattern is the most expensive of all).
+  trunk: /(?:^|[^\w+\\-]|\\[nrtbf])0\d{1,4}[ .-]\d{2,4}[ .-]\d{2,4}/,
 };
 
 /**
