@@ -14,6 +14,7 @@ import { formatError } from '../graphql/format-error.js';
 import { registerGraphqlRoute } from '../http/graphql.route.js';
 import type { Logger } from '../observability/logger.js';
 import type { Metrics } from '../observability/metrics.js';
+import { serializedData } from '../graphql/serialized-data.js';
 import { auditLogPlugin } from '../plugins/audit-log.plugin.js';
 import { costLimitPlugin } from '../plugins/cost-limit.plugin.js';
 import type { CostBudget } from '../plugins/cost/cost-budget.js';
@@ -166,6 +167,11 @@ export async function createApi(deps: ApiDeps): Promise<Api> {
           client: caller.client,
           logger: () => logger.child({ reqId: request.id, ...request.gatewayLog?.traceIds }),
           operationLog: config.operationLog.enabled ? request.gatewayLog?.operations : undefined,
+          serializeData: (json) => {
+            const piece = serializedData(json);
+            (request.serializedData ??= []).push(piece);
+            return piece.placeholder;
+          },
         });
       },
       // A request refused before Apollo runs is a limit rejection: audited under the sender's

@@ -147,6 +147,7 @@ export function createContextBuilder(deps: ContextBuilderDeps) {
       logger: () => Logger;
       client?: RequestClient;
       operationLog?: Record<string, unknown>[];
+      serializeData?: (json: string) => Readonly<Record<string, string>>;
     },
   ): GatewayContext {
     const context = Object.create(LAZY_LOGGER) as GatewayContext & LazyLogger;
@@ -155,6 +156,7 @@ export function createContextBuilder(deps: ContextBuilderDeps) {
       requestId: fields.requestId,
       client: fields.client,
       operationLog: fields.operationLog,
+      serializeData: fields.serializeData,
       services,
       analytics: viewer ? services.analytics.scope(viewer.tenantId) : null,
       [MAKE_LOGGER]: fields.logger,

@@ -20,4 +20,9 @@ export interface RequestContext {
    * log line carries it (http/request-log.ts); absent on WebSocket, where it writes a line itself.
    */
   readonly operationLog?: Record<string, unknown>[];
+  /**
+   * Over HTTP: answers an operation's `data` with text that is already JSON, returning the
+   * placeholder to put in the response instead (graphql/serialized-data.ts); absent elsewhere.
+   */
+  readonly serializeData?: (json: string) => Readonly<Record<string, string>>;
 }

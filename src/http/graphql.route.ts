@@ -2,6 +2,7 @@ import type { ApolloServer, BaseContext } from '@apollo/server';
 import { fastifyApolloHandler } from '@as-integrations/fastify';
 import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { ErrorCode } from '../graphql/error-codes.js';
+import { spliceSerializedData, type SerializedData } from '../graphql/serialized-data.js';
 import type { Logger } from '../observability/logger.js';
 import type { Metrics } from '../observability/metrics.js';
 
@@ -25,6 +26,13 @@ export interface GraphqlRouteDeps<TContext extends BaseContext> {
    * plugins never see it, so the audit log hears of it here.
    */
   readonly onRefused?: (request: FastifyRequest, details: Record<string, unknown>) => void;
+}
+
+declare module 'fastify' {
+  interface FastifyRequest {
+    /** Answers whose data is already JSON text, put into the response as it is sent (graphql/serialized-data.ts). */
+    serializedData: SerializedData[] | null;
+  }
 }
 
 /** A refusal in the GraphQL error shape, with the contract's code. */
@@ -92,6 +100,12 @@ export async function registerGraphqlRoute<TContext extends BaseContext>(
     });
 
     const handler = fastifyApolloHandler(deps.apollo, { context: deps.context });
+    scope.decorateRequest('serializedData', null);
+    scope.addHook('onSend', (request, _reply, payload, done) => {
+      const pieces = request.serializedData;
+      if (!pieces || typeof payload !== 'string') return done(null, payload);
+      done(null, spliceSerializedData(payload, pieces));
+    });
     scope.route({
       method: ['GET', 'POST', 'OPTIONS'],
       url: '/graphql',

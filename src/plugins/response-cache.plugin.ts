@@ -9,6 +9,7 @@ import {
   type OperationDefinitionNode,
 } from 'graphql';
 import type { Redis } from 'ioredis';
+import { LRUCache } from 'lru-cache';
 import { stableJson } from '../analytics/query-cache.js';
 import { grants, type Scope } from '../auth/scopes.js';
 import type { Viewer } from '../auth/viewer.js';
@@ -73,7 +74,23 @@ interface Hit {
   readonly etag: string;
   readonly maxAgeS: number;
   readonly ageS: number;
+  /** The stored `data` text, sent as it is when the transport can (graphql/serialized-data.ts). */
+  readonly json: string;
 }
+
+/** A stored answer as this replica last read it: parsed once, then shared by every hit. */
+interface LocalEntry {
+  readonly generation: string;
+  readonly storedAt: number;
+  readonly maxAgeS: number;
+  readonly etag: string;
+  readonly json: string;
+  /** Read, never written: the cost plugin walks it for the actual cost. */
+  readonly data: Record<string, unknown>;
+}
+
+/** The bound on the parsed answers each replica keeps (by their text's length). */
+const LOCAL_MAX_CHARS = 16 * 1024 * 1024;
 
 /**
  * A whole-response cache for operations made only of cacheable root fields
@@ -104,6 +121,20 @@ export function responseCachePlugin(
   const log = deps.logger.child({ component: 'response-cache' });
   const keys = responseCacheKeys(options.keyPrefix);
   const enabled = options.enabled ?? true;
+  // Whether an entry is current is always Redis' generation; this only saves reading and
+  // parsing the answer again on every hit.
+  const local = new LRUCache<string, LocalEntry>({
+    maxSize: LOCAL_MAX_CHARS,
+    sizeCalculation: (entry) => Math.max(1, entry.json.length),
+  });
+  const fresh = (entry: Pick<LocalEntry, 'storedAt' | 'maxAgeS'>, now: number) =>
+    now < entry.storedAt + entry.maxAgeS * 1000;
+  const hitOf = (entry: LocalEntry, now: number): Hit => ({
+    etag: entry.etag,
+    maxAgeS: entry.maxAgeS,
+    ageS: Math.max(0, Math.floor((now - entry.storedAt) / 1000)),
+    json: entry.json,
+  });
 
   return {
     async requestDidStart() {
@@ -123,29 +154,40 @@ export function responseCachePlugin(
             .update(`${ctx.queryHash}\n${ctx.operationName ?? ''}\n${stableJson(ctx.request.variables ?? {})}`)
             .digest('base64url');
           const key = keys.entry(viewer.tenantId, operationHash);
+          const known = local.get(key);
           let generation: string;
-          let stored: string | null;
+          let stored: string | null = null;
           try {
-            const [gen, entry] = await redis.mget(deps.generationKey(viewer.tenantId), key);
-            generation = gen ?? '0';
-            stored = entry ?? null;
+            if (known && fresh(known, Date.now())) {
+              generation = (await redis.get(deps.generationKey(viewer.tenantId))) ?? '0';
+            } else {
+              const [gen, entry] = await redis.mget(deps.generationKey(viewer.tenantId), key);
+              generation = gen ?? '0';
+              stored = entry ?? null;
+            }
           } catch (err) {
             cacheable = false;
             metrics.responseCacheRequests.inc({ result: 'error' });
             log.warn({ err }, 'response cache read failed; executing');
             return null;
           }
-          const entry = stored === null ? null : parseEntry(stored);
-          if (entry && entry.generation === generation) {
+          const now = Date.now();
+          let current: LocalEntry | undefined;
+          if (known && fresh(known, now) && known.generation === generation) current = known;
+          else if (stored !== null) {
+            const entry = parseEntry(stored);
+            if (entry && entry.generation === generation) {
+              current = { ...entry, data: JSON.parse(entry.json) as Record<string, unknown> };
+              local.set(key, current);
+            }
+          }
+          if (!current && known) local.delete(key);
+          if (current) {
             metrics.responseCacheRequests.inc({ result: 'hit' });
-            hit = {
-              etag: entry.etag,
-              maxAgeS: entry.maxAgeS,
-              ageS: Math.max(0, Math.floor((Date.now() - entry.storedAt) / 1000)),
-            };
+            hit = hitOf(current, now);
             return {
               http: { status: undefined, headers: new HeaderMap() },
-              body: { kind: 'single', singleResult: { data: JSON.parse(entry.data) as Record<string, unknown> } },
+              body: { kind: 'single', singleResult: { data: current.data } },
             };
           }
           metrics.responseCacheRequests.inc({ result: 'miss' });
@@ -162,6 +204,11 @@ export function responseCachePlugin(
           if (hit) {
             ({ etag, maxAgeS } = hit);
             ageS = hit.ageS;
+            // The stored text goes out as it is. Every plugin listed before this one has read the
+            // parsed data by now (Apollo starts the willSendResponse hooks in order, and the cost
+            // plugin takes the data before its first await).
+            const serialize = ctx.contextValue.serializeData;
+            if (serialize && body.kind === 'single') body.singleResult.data = serialize(hit.json);
           } else if (lookup && body.kind === 'single' && !body.singleResult.errors && body.singleResult.data) {
             const data = JSON.stringify(body.singleResult.data);
             etag = `W/"${createHash('sha256').update(data).digest('base64url').slice(0, 27)}"`;
@@ -246,7 +293,7 @@ function parseEntry(stored: string) {
     at = end + 1;
   }
   const [generation, storedAt, maxAgeS, etag] = header as [string, string, string, string];
-  return { generation, storedAt: Number(storedAt), maxAgeS: Number(maxAgeS), etag, data: stored.slice(at) };
+  return { generation, storedAt: Number(storedAt), maxAgeS: Number(maxAgeS), etag, json: stored.slice(at) };
 }
 
 /** `If-None-Match` by the weak comparison GET uses (RFC 9110 13.1.2): `W/` is ignored on both sides. */
