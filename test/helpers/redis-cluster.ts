@@ -33,7 +33,13 @@ export async function startRedisCluster(masters = 3): Promise<LocalRedisCluster>
   const dir = await mkdtemp(join(tmpdir(), 'agw-redis-cluster-'));
   const servers: ChildProcess[] = [];
   const clients: Array<Redis | Cluster> = [];
+  // A test process that ends without calling stop (a crash, a timeout) takes its servers along.
+  const killAll = () => {
+    for (const child of servers) if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
+  };
+  process.once('exit', killAll);
   const stop = async () => {
+    process.off('exit', killAll);
     for (const c of clients) c.disconnect();
     await Promise.all(
       servers.map(

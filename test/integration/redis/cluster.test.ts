@@ -29,7 +29,7 @@ const PARTITIONS = 6;
 const HOUR = 3_600_000;
 
 const METRIC = `subscription { metricUpdated(window: ONE_HOUR) { start count uniqueUsers revision } }`;
-const FEED = `subscription { eventRecorded(type: "cluster_feed") { id type userId } }`;
+const FEED = `subscription($after: String) { eventRecorded(type: "cluster_feed", after: $after) { id type userId cursor } }`;
 const TYPES = `query Types { eventTypes(first: 10) { type count } }`;
 /** viewer is not cacheable as a whole answer, so eventTypes goes through the per-field query cache. */
 const TYPES_AND_VIEWER = `query TypesAndViewer { viewer { tenant } eventTypes(first: 10) { type count } }`;
@@ -92,17 +92,17 @@ describe('on a three-master Redis Cluster', () => {
     clients.push(client);
     return client;
   };
-  function collect<T>(client: Client, query: string) {
+  function collect<T>(client: Client, query: string, variables: Record<string, unknown> = {}) {
     const received: T[] = [];
-    const errors: unknown[] = [];
+    const errors: { message?: string; extensions?: Record<string, unknown> }[] = [];
     client.subscribe<Record<string, T>>(
-      { query },
+      { query, variables },
       {
         next: (msg) => {
           if (msg.errors) errors.push(...msg.errors);
           if (msg.data) received.push(Object.values(msg.data)[0]!);
         },
-        error: (err) => errors.push(err),
+        error: (err) => errors.push(err as { message?: string }),
         complete: () => undefined,
       },
     );
@@ -246,8 +246,11 @@ describe('on a three-master Redis Cluster', () => {
     assert.deepEqual(live.errors, []);
   });
 
+  type Fed = { id: string; type: string; userId: string; cursor: string };
+  let fed: Fed[] = [];
+
   it('delivers eventRecorded to a subscriber of another replica', async () => {
-    const feed = collect<{ id: string; type: string; userId: string }>(ws(api.url, ADMIN), FEED);
+    const feed = collect<Fed>(ws(api.url, ADMIN), FEED);
     // The subscription is confirmed once its first push arrives; send until one does.
     const sent = new Set<string>();
     await waitFor(
@@ -267,6 +270,40 @@ describe('on a three-master Redis Cluster', () => {
     await waitFor(async () => more.ids.every((id) => feed.received.some((e) => e.id === id)), 10_000);
     assert.ok(feed.received.every((e) => sent.has(e.id) && e.type === 'cluster_feed'));
     assert.deepEqual(feed.errors, []);
+    fed = feed.received;
+  });
+
+  it('trims every partition once both groups are done, and replays a cursor only while nothing after it is gone', async () => {
+    // The maintenance loop's trim script (XTRIM, then XSETID) on each partition's master.
+    await waitFor(async () => {
+      if (!(await settled())) return false;
+      const lengths = await Promise.all(Array.from({ length: PARTITIONS }, (_, p) => redis.xlen(keys.stream(p))));
+      return lengths.every((n) => n === 0);
+    }, 15_000);
+    const position = (e: Fed) => JSON.parse(Buffer.from(e.cursor, 'base64url').toString()) as [string, string];
+    const byId = (a: Fed, b: Fed) => {
+      const [[pa, ia], [pb, ib]] = [position(a), position(b)];
+      const [ma, sa] = ia.split('-').map(BigInt);
+      const [mb, sb] = ib.split('-').map(BigInt);
+      return ma! !== mb! ? (ma! < mb! ? -1 : 1) : sa! !== sb! ? (sa! < sb! ? -1 : 1) : Number(pa) - Number(pb);
+    };
+    const ordered = [...fed].sort(byId);
+    assert.ok(ordered.length >= 3);
+    // Entries after the oldest cursor were trimmed: refused, since the replay would have a hole.
+    const stale = collect<Fed>(ws(api.url, ADMIN), FEED, { after: ordered[0]!.cursor });
+    await waitFor(async () => stale.errors.length > 0, 10_000);
+    assert.equal(stale.errors[0]!.extensions?.code, 'BAD_USER_INPUT', JSON.stringify(stale.errors));
+    assert.match(stale.errors[0]!.message ?? '', /older than the retained event stream/);
+    // A client that saw everything loses nothing: served, then live. Recorded once its replay has
+    // read the streams (running, and given a moment), so the new entry cannot be trimmed before.
+    const active = () => scrapeMetric(api.url, 'subscriptions_active{field="eventRecorded"}');
+    await waitFor(async () => (await active()) === 1, 10_000);
+    const caughtUp = collect<Fed>(ws(api.url, ADMIN), FEED, { after: ordered.at(-1)!.cursor });
+    await waitFor(async () => (await active()) === 2, 10_000);
+    await new Promise((r) => setTimeout(r, 300));
+    const next = await record(full.url, [{ type: 'cluster_feed', userId: 'feed-c' }]);
+    await waitFor(async () => caughtUp.received.some((e) => e.id === next.ids[0]), 10_000);
+    assert.deepEqual(caughtUp.errors, []);
   });
 
   it('answers from the query cache and the response cache, and forgets both once ingestion changes the rollups', async () => {
