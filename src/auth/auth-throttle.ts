@@ -4,6 +4,7 @@ import { RateLimitedError } from '../graphql/errors.js';
 import type { Logger } from '../observability/logger.js';
 import type { Metrics } from '../observability/metrics.js';
 import type { Redis } from '../redis/create-redis.js';
+import { authThrottleKeys } from '../redis/keys.js';
 
 export interface AuthThrottleOptions {
   /** AUTH_THROTTLE_ENABLED, true. Off, nothing is counted or refused. */
@@ -72,17 +73,12 @@ export function createAuthThrottle(
   redis.defineCommand('agwAuthFail', { numberOfKeys: 1, lua: FAIL_LUA });
   redis.defineCommand('agwAuthRead', { numberOfKeys: 1, lua: READ_LUA });
   const client = redis as Redis & WithThrottle;
+  const keys = authThrottleKeys(deps.keyPrefix);
 
   const subjects = (ip: string | null, keyPrefix: string | null) => {
     const out: Array<{ subject: ThrottleSubject; key: string; max: number }> = [];
-    if (ip) out.push({ subject: 'address', key: `${deps.keyPrefix}auth:fail:ip:${ip}`, max: options.maxPerAddress });
-    if (keyPrefix) {
-      out.push({
-        subject: 'key_prefix',
-        key: `${deps.keyPrefix}auth:fail:key:${keyPrefix}`,
-        max: options.maxPerKeyPrefix,
-      });
-    }
+    if (ip) out.push({ subject: 'address', key: keys.address(ip), max: options.maxPerAddress });
+    if (keyPrefix) out.push({ subject: 'key_prefix', key: keys.keyPrefix(keyPrefix), max: options.maxPerKeyPrefix });
     return out;
   };
   // A disconnected client would fail each call after a retry; skip at once instead.

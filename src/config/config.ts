@@ -22,6 +22,18 @@ const postgresUrl = z
 
 const redisUrl = z.url({ protocol: /^rediss?$/, error: 'expected a redis:// or rediss:// URL' });
 
+// "host:port,host:port,…": a few masters of a Redis Cluster to learn the rest of it from.
+const clusterNodes = z
+  .string()
+  .regex(/^[^\s,:]+:\d{1,5}(,[^\s,:]+:\d{1,5})*$/, 'expected host:port[,host:port…]')
+  .transform((list) =>
+    list.split(',').map((node) => {
+      const at = node.lastIndexOf(':');
+      return { host: node.slice(0, at), port: Number(node.slice(at + 1)) };
+    }),
+  )
+  .refine((nodes) => nodes.every((n) => n.port >= 1 && n.port <= 65535), 'a port must be 1..65535');
+
 const environmentSchema = z.object({
   NODE_ENV: z.enum(['development', 'test', 'production']).default('development'),
   HOST: z.string().min(1).default('127.0.0.1'),
@@ -37,6 +49,9 @@ const environmentSchema = z.object({
   // which may legitimately run longer, lifts it for its own connection.
   DB_STATEMENT_TIMEOUT_MS: int(5_000, 0, 3_600_000),
   REDIS_URL: redisUrl.default('redis://127.0.0.1:6379'),
+  // Set: Redis is a Redis Cluster reached through these nodes (REDIS_URL then gives only the
+  // credentials and TLS of every node); unset: the single server of REDIS_URL.
+  REDIS_CLUSTER_NODES: clusterNodes.optional(),
   REDIS_KEY_PREFIX: z
     .string()
     .regex(/^[A-Za-z0-9:_.{}-]{1,64}$/, 'expected 1..64 characters of [A-Za-z0-9:_.{}-]')
@@ -168,7 +183,7 @@ export const configSchema = environmentSchema.transform((env) => ({
     startupTimeoutMs: env.DATABASE_STARTUP_TIMEOUT_MS,
     statementTimeoutMs: env.DB_STATEMENT_TIMEOUT_MS,
   },
-  redis: { url: env.REDIS_URL, keyPrefix: env.REDIS_KEY_PREFIX },
+  redis: { url: env.REDIS_URL, clusterNodes: env.REDIS_CLUSTER_NODES, keyPrefix: env.REDIS_KEY_PREFIX },
   log: { level: env.LOG_LEVEL },
   auth: {
     bootstrapApiKey: env.BOOTSTRAP_API_KEY,

@@ -1,5 +1,6 @@
 import type { ChainableCommander } from 'ioredis';
 import type { Redis } from '../redis/create-redis.js';
+import { pipelinePerSlot } from '../redis/pipeline-per-slot.js';
 import { encodeStreamEvent, type StreamEvent } from './stream-event.js';
 import type { StreamKeys } from '../redis/keys.js';
 
@@ -56,7 +57,7 @@ export function createEventStream(
   return {
     /**
      * Appends the events (all of one tenant) in one round trip: one script per partition,
-     * pipelined. Resolves, per event, null when appended or the first event's id when it is a
+     * pipelined (on a Redis Cluster, one pipeline per partition, all sent at once). Resolves, per event, null when appended or the first event's id when it is a
      * duplicate. With `persisted`, messages are marked as already in Postgres (INGEST_ACK=postgres)
      * and dedupe keys are skipped, Postgres having decided that already.
      */
@@ -68,8 +69,8 @@ export function createEventStream(
         if (list) list.push(index);
         else byPartition.set(partition, [index]);
       });
-      const pipeline = redis.pipeline() as ChainableCommander & WithEnqueue;
       const order: number[][] = [];
+      const scripts: ((pipeline: ChainableCommander) => void)[] = [];
       for (const [partition, indexes] of byPartition) {
         const dedupeKeys: string[] = [];
         const args: string[] = [
@@ -87,10 +88,18 @@ export function createEventStream(
           }
           args.push(String(keyIndex), e.id, encodeStreamEvent(e));
         }
-        void pipeline.agwEnqueue(1 + dedupeKeys.length, keys.stream(partition), ...dedupeKeys, ...args);
+        scripts.push(
+          (pipeline) =>
+            void (pipeline as ChainableCommander & WithEnqueue).agwEnqueue(
+              1 + dedupeKeys.length,
+              keys.stream(partition),
+              ...dedupeKeys,
+              ...args,
+            ),
+        );
         order.push(indexes);
       }
-      const results = (await pipeline.exec()) ?? [];
+      const results = (await pipelinePerSlot(redis, scripts)).flat();
       const out: (string | null)[] = new Array(events.length).fill(null);
       results.forEach(([err, reply], i) => {
         if (err) throw err.message.startsWith('BACKLOG') ? new StreamBacklogFullError(err.message) : err;

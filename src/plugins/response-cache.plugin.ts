@@ -8,8 +8,8 @@ import {
   type GraphQLSchema,
   type OperationDefinitionNode,
 } from 'graphql';
-import type { Redis } from 'ioredis';
 import { LRUCache } from 'lru-cache';
+import type { Redis } from '../redis/create-redis.js';
 import { stableJson } from '../analytics/query-cache.js';
 import { grants, type Scope } from '../auth/scopes.js';
 import type { Viewer } from '../auth/viewer.js';

@@ -1,4 +1,6 @@
+import type { ChainableCommander } from 'ioredis';
 import type { Redis } from '../redis/create-redis.js';
+import { pipelinePerSlot } from '../redis/pipeline-per-slot.js';
 import type { StreamEvent } from '../ingest/stream-event.js';
 import type { StreamKeys, WindowKeys } from '../redis/keys.js';
 import { compareStreamIds } from '../streams/stream-entries.js';
@@ -19,18 +21,26 @@ import { WINDOW_MS, WINDOW_NAMES, windowStart, type WindowName } from './window.
  *
  * The batch arrives folded, one delta per touched window (`deltasOf` below), so Redis does a fixed
  * handful of commands per window whatever the number of events: HINCRBYs on the window's hash,
- * one PFADD of the batch's distinct users, and one BITFIELD that adds the batch's histogram
- * buckets to the window's counter strings (one u32 counter per bucket: a C loop with no number
- * parsing in Lua, about a third of the Redis time of reading and rewriting hash fields).
+ * and one BITFIELD that adds the batch's histogram buckets to the window's counter strings (one
+ * u32 counter per bucket: a C loop with no number parsing in Lua, about a third of the Redis time
+ * of reading and rewriting hash fields).
  *
- * KEYS[1] = the partition's stream, then per window its hash, HyperLogLog, positive and negative
- * histogram strings (all under the partition's hash tag, src/redis/keys.ts).
+ * Unique users are not in the script: a window's HyperLogLog gathers every partition's users
+ * under the tenant's hash tag (src/redis/keys.ts), another slot than the partition's on a Redis
+ * Cluster. `apply` PFADDs a batch's users before the script runs, so a snapshot published after
+ * the script holds them. PFADD is idempotent: a batch delivered again, or applied again without
+ * the entries another consumer took over (which that consumer adds too), leaves the HyperLogLog
+ * as it was, and a crash between the PFADD and the script loses nothing.
+ *
+ * KEYS[1] = the partition's stream, then per window its hash, positive and negative histogram
+ * strings (all under the partition's hash tag, src/redis/keys.ts).
  * ARGV[1] = group, ARGV[2] = consumer, ARGV[3] = n, ARGV[4..3+n] = entry ids, ARGV[4+n] and
- * ARGV[5+n] = the smallest and largest of them, ARGV[6+n] = the deltas as JSON, then the deltas' user ids and BITFIELD operations, which each delta locates by
- * first index and count (they stay plain arguments: no JSON decoding, no Lua table per value):
- * [firstKey, expireAtMs, count, valueCount, sum, min, max, zeros, usersAt, usersN, positiveAt,
- * positiveN, negativeAt, negativeN, [overflow bucket, count, …]]. Sums, minima and maxima travel
- * as strings: Lua would print a number with 14 digits.
+ * ARGV[5+n] = the smallest and largest of them, ARGV[6+n] = the deltas as JSON, then the deltas'
+ * BITFIELD operations, which each delta locates by first index and count (they stay plain
+ * arguments: no JSON decoding, no Lua table per value): [firstKey, expireAtMs, count,
+ * valueCount, sum, min, max, zeros, positiveAt, positiveN, negativeAt, negativeN, [overflow
+ * bucket, count, …]]. Sums, minima and maxima travel as strings: Lua would print a number with
+ * 14 digits.
  * Returns {1} when applied, or {0, gone ids}.
  */
 const APPLY_LUA = `
@@ -51,18 +61,13 @@ if n > 0 then
   end
   if #gone > 0 then return {0, gone} end
 end
--- A command over ARGV[first .. first+count-1], in slices Lua's unpack can take.
-local function sliced(command, key, head, first, count, size)
+-- BITFIELD over ARGV[first .. first+count-1], in slices Lua's unpack can take.
+local function sliced(key, first, count, size)
   local last = first + count - 1
   for i = first, last, size do
-    if head then
-      redis.call(command, key, head[1], head[2], unpack(ARGV, i, math.min(i + size - 1, last)))
-    else
-      redis.call(command, key, unpack(ARGV, i, math.min(i + size - 1, last)))
-    end
+    redis.call('BITFIELD', key, 'OVERFLOW', 'SAT', unpack(ARGV, i, math.min(i + size - 1, last)))
   end
 end
-local SAT = {'OVERFLOW', 'SAT'}
 for _, d in ipairs(cjson.decode(ARGV[6 + n])) do
   local h = KEYS[d[1]]
   redis.call('HINCRBY', h, 'c', d[3])
@@ -77,22 +82,18 @@ for _, d in ipairs(cjson.decode(ARGV[6 + n])) do
     if cur[2] and tonumber(cur[2]) >= tonumber(mx) then mx = cur[2] end
     redis.call('HSET', h, 'mn', mn, 'mx', mx)
     if d[8] > 0 then redis.call('HINCRBY', h, 'z', d[8]) end
-    local overflow = d[15]
+    local overflow = d[13]
     for i = 1, #overflow, 2 do redis.call('HINCRBY', h, overflow[i], overflow[i + 1]) end
-    if d[12] > 0 then
-      sliced('BITFIELD', KEYS[d[1] + 2], SAT, d[11], d[12], 4000)
-      redis.call('PEXPIREAT', KEYS[d[1] + 2], d[2])
+    if d[10] > 0 then
+      sliced(KEYS[d[1] + 1], d[9], d[10], 4000)
+      redis.call('PEXPIREAT', KEYS[d[1] + 1], d[2])
     end
-    if d[14] > 0 then
-      sliced('BITFIELD', KEYS[d[1] + 3], SAT, d[13], d[14], 4000)
-      redis.call('PEXPIREAT', KEYS[d[1] + 3], d[2])
+    if d[12] > 0 then
+      sliced(KEYS[d[1] + 2], d[11], d[12], 4000)
+      redis.call('PEXPIREAT', KEYS[d[1] + 2], d[2])
     end
   end
   redis.call('PEXPIREAT', h, d[2])
-  if d[10] > 0 then
-    sliced('PFADD', KEYS[d[1] + 1], nil, d[9], d[10], 1000)
-    redis.call('PEXPIREAT', KEYS[d[1] + 1], d[2])
-  end
 end
 if n > 0 then
   local ack = {'XACK', stream, group}
@@ -164,6 +165,8 @@ export interface WindowSnapshot {
 interface Delta {
   readonly window: TouchedWindow;
   readonly keys: WindowKeys;
+  /** The window's HyperLogLog of users, under the tenant's hash tag. */
+  readonly usersKey: string;
   count: number;
   valueCount: number;
   sum: number;
@@ -181,6 +184,9 @@ export interface WindowStoreOptions {
 
 /** How long a final window stays readable after its grace period. */
 const KEEP_FINAL_MS = 5 * 60_000;
+
+/** User ids per PFADD: bounds one command's arguments for a batch of many distinct users. */
+const USERS_PER_PFADD = 1_000;
 
 export function createWindowStore(redis: Redis, keys: StreamKeys, options: WindowStoreOptions) {
   redis.defineCommand('agwApplyWindows', { lua: APPLY_LUA });
@@ -211,6 +217,7 @@ export function createWindowStore(redis: Redis, keys: StreamKeys, options: Windo
             d = {
               window: { tenantId: event.tenantId, type, window, start },
               keys: keys.window(partition, event.tenantId, window, start, type),
+              usersKey: keys.windowUsers(event.tenantId, window, start, type),
               count: 0,
               valueCount: 0,
               sum: 0,
@@ -238,6 +245,34 @@ export function createWindowStore(redis: Redis, keys: StreamKeys, options: Windo
   }
 
   /**
+   * PFADDs the deltas' users to their windows' HyperLogLogs: one pipeline per tenant (its hash
+   * tag), each window's PFADD in slices of USERS_PER_PFADD with the window's expiry.
+   */
+  async function addUsers(deltas: Iterable<Delta>): Promise<void> {
+    const byTenant = new Map<string, Delta[]>();
+    for (const d of deltas) {
+      if (d.users.size === 0) continue;
+      const list = byTenant.get(d.window.tenantId);
+      if (list) list.push(d);
+      else byTenant.set(d.window.tenantId, [d]);
+    }
+    if (byTenant.size === 0) return;
+    const replies = await pipelinePerSlot(
+      redis,
+      [...byTenant.values()].map((list) => (pipeline) => {
+        for (const d of list) {
+          const users = [...d.users];
+          for (let i = 0; i < users.length; i += USERS_PER_PFADD) {
+            pipeline.pfadd(d.usersKey, ...users.slice(i, i + USERS_PER_PFADD));
+          }
+          pipeline.pexpireat(d.usersKey, d.expireAt);
+        }
+      }),
+    );
+    for (const [err] of replies.flat()) if (err) throw err;
+  }
+
+  /**
    * Counts the entries (all read from `partition` by `consumer` of `group`) in their windows and
    * acknowledges them. Returns how many events were too late for each window.
    */
@@ -255,19 +290,19 @@ export function createWindowStore(redis: Redis, keys: StreamKeys, options: Windo
     events: StreamEvent[];
   }> {
     let remaining = entries;
-    for (;;) {
+    for (let attempt = 0; ; attempt++) {
       const { deltas, late, newest } = deltasOf(partition, remaining, now);
+      // The first attempt's users include every later attempt's (a subset of its entries).
+      if (attempt === 0) await addUsers(deltas.values());
       const windowKeys: string[] = [];
-      // ARGV after the deltas: every window's users, then its BITFIELD operations, located by
-      // 1-based ARGV index (ARGV[6 + ids] is the JSON; these follow it).
+      // ARGV after the deltas: every window's BITFIELD operations, located by 1-based ARGV index
+      // (ARGV[6 + ids] is the JSON; these follow it).
       const ids = remaining.map((e) => e.entryId);
       const tail: string[] = [];
       const argvAt = () => 7 + ids.length + tail.length;
       const range = ids.length ? idRange(ids) : ['0-0', '0-0'];
       const payload = [...deltas.values()].map((d) => {
-        windowKeys.push(d.keys.hash, d.keys.users, d.keys.positive, d.keys.negative);
-        const usersAt = argvAt();
-        for (const user of d.users) tail.push(user);
+        windowKeys.push(d.keys.hash, d.keys.positive, d.keys.negative);
         let zeros = 0;
         const overflow: (string | number)[] = [];
         const sides = { p: [] as string[], n: [] as string[] };
@@ -286,7 +321,7 @@ export function createWindowStore(redis: Redis, keys: StreamKeys, options: Windo
         tail.push(...sides.n);
         return [
           // KEYS index (1-based, after the stream) of the window's hash; its other keys follow it.
-          windowKeys.length - 2,
+          windowKeys.length - 1,
           d.expireAt,
           d.count,
           d.valueCount,
@@ -294,8 +329,6 @@ export function createWindowStore(redis: Redis, keys: StreamKeys, options: Windo
           String(d.min),
           String(d.max),
           zeros,
-          usersAt,
-          d.users.size,
           positiveAt,
           sides.p.length,
           negativeAt,
@@ -329,11 +362,17 @@ export function createWindowStore(redis: Redis, keys: StreamKeys, options: Windo
   async function read(tenantId: string, type: string | null, window: WindowName, at: number): Promise<WindowSnapshot> {
     const start = windowStart(window, at);
     const hashes = Array.from({ length: keys.partitions }, (_, p) => keys.window(p, tenantId, window, start, type));
-    const pipeline = redis.pipeline();
-    for (const key of hashes) pipeline.hgetall(key.hash).getBuffer(key.positive).getBuffer(key.negative);
-    // Unique users across partitions: PFCOUNT of several keys counts their union.
-    pipeline.pfcount(...hashes.map((key) => key.users));
-    const replies = (await pipeline.exec()) ?? [];
+    // Each partition's part under its own tag, and the users of all of them under the tenant's.
+    const replies = (
+      await pipelinePerSlot(redis, [
+        ...hashes.map((key) => (pipeline: ChainableCommander) => {
+          pipeline.hgetall(key.hash).getBuffer(key.positive).getBuffer(key.negative);
+        }),
+        (pipeline: ChainableCommander) => {
+          pipeline.pfcount(keys.windowUsers(tenantId, window, start, type));
+        },
+      ])
+    ).flat();
     for (const [err] of replies) if (err) throw err;
     let count = 0;
     let valueCount = 0;

@@ -7,8 +7,10 @@
  *   aggregate consumers counted, so one script appends and deduplicates, and one script counts a
  *   batch into its windows and acknowledges it (src/realtime/window-store.ts);
  * - `{<tenant>}`: a tenant's query cache entries and generation, its live channels and their
- *   publish throttles.
- * Keys under different tags are never named by one command in the write paths.
+ *   publish throttles, and the unique users of its live windows (one HyperLogLog per window over
+ *   every partition, so one PFCOUNT of one key reads them).
+ * Keys under different tags are never named by one command, script, MULTI or pipeline, so on a
+ * Redis Cluster nothing spans two slots.
  */
 
 /** The consumer groups of every stream partition. */
@@ -22,8 +24,6 @@ export interface WindowKeys {
    * bucket, and the rare histogram buckets beyond the counter strings' range (`p<i>`, `n<i>`).
    */
   readonly hash: string;
-  /** HyperLogLog of the window's user ids. */
-  readonly users: string;
   /**
    * Strings of big-endian u32 counters (BITFIELD), one per log-scale histogram bucket
    * (src/realtime/log-histogram.ts) of the positive / negative values; the slot layout is in
@@ -46,6 +46,12 @@ export interface StreamKeys {
    * which no event type can be).
    */
   window(partition: number, tenantId: string, window: string, start: number, type: string | null): WindowKeys;
+  /**
+   * HyperLogLog of a live window's user ids, counted by every partition: under the tenant's hash
+   * tag, not a partition's, since the union of per-partition HyperLogLogs would be a PFCOUNT over
+   * several slots. Written outside the partition's atomic script (src/realtime/window-store.ts).
+   */
+  windowUsers(tenantId: string, window: string, start: number, type: string | null): string;
   /** The partition of an event: stable per (tenant, routing key), so a messageId always meets its dedupe key. */
   partitionOf(tenantId: string, routingKey: string): number;
 }
@@ -59,8 +65,9 @@ export function createStreamKeys(prefix: string, partitions: number): StreamKeys
     dedupe: (partition, tenantId, messageId) => `${tag(partition)}:dedupe:${tenantId}:${messageId}`,
     window: (partition, tenantId, window, start, type) => {
       const hash = `${tag(partition)}:window:${tenantId}:${window}:${start}:${type ?? '*'}`;
-      return { hash, users: `${hash}:u`, positive: `${hash}:hp`, negative: `${hash}:hn` };
+      return { hash, positive: `${hash}:hp`, negative: `${hash}:hn` };
     },
+    windowUsers: (tenantId, window, start, type) => `${prefix}window:{${tenantId}}:${window}:${start}:${type ?? '*'}:u`,
     partitionOf: (tenantId, routingKey) => (partitions === 1 ? 0 : fnv1a(`${tenantId}:${routingKey}`) % partitions),
   };
 }
@@ -113,6 +120,15 @@ export const apolloCacheKey = (prefix: string, key: string) => `${prefix}${key}`
 
 /** src/plugins/cost/cost-budget.ts: one token bucket per API key. */
 export const costBudgetKey = (prefix: string, keyId: string) => `${prefix}cost:budget:${keyId}`;
+
+/**
+ * src/auth/auth-throttle.ts: failed authentications in the current window, one counter per client
+ * address and per presented key prefix (one key per script, so no hash tag is needed).
+ */
+export const authThrottleKeys = (prefix: string) => ({
+  address: (ip: string) => `${prefix}auth:fail:ip:${ip}`,
+  keyPrefix: (keyPrefix: string) => `${prefix}auth:fail:key:${keyPrefix}`,
+});
 
 /** The channel on which every replica hears of revoked keys (src/auth/key-verifier.ts). */
 export const revocationChannel = (prefix: string) => `${prefix}auth:revoked`;

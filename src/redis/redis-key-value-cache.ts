@@ -1,6 +1,6 @@
 import { apolloCacheKey } from './keys.js';
 import type { KeyValueCache, KeyValueCacheSetOptions } from '@apollo/utils.keyvaluecache';
-import type { Redis } from 'ioredis';
+import type { Redis } from './create-redis.js';
 
 export interface RedisKeyValueCacheOptions {
   /** Put before every key Apollo asks for (REDIS_KEY_PREFIX). Required: replicas share it. */

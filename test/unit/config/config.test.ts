@@ -47,6 +47,17 @@ describe('loadConfig', () => {
     assert.doesNotMatch(error.message, /eighty|mysql/);
   });
 
+  it('reads REDIS_CLUSTER_NODES as a list of host and port, and refuses anything else', () => {
+    assert.equal(loadConfig({}).redis.clusterNodes, undefined);
+    assert.deepEqual(loadConfig({ REDIS_CLUSTER_NODES: '10.0.0.1:7000,redis-b.internal:7001' }).redis.clusterNodes, [
+      { host: '10.0.0.1', port: 7000 },
+      { host: 'redis-b.internal', port: 7001 },
+    ]);
+    for (const bad of ['10.0.0.1', '10.0.0.1:7000,', 'redis://10.0.0.1:7000', 'a:0', 'a:70000', 'a b:7000']) {
+      assert.throws(() => loadConfig({ REDIS_CLUSTER_NODES: bad }), /REDIS_CLUSTER_NODES/, bad);
+    }
+  });
+
   it('refuses a key cache TTL that would break the 5 s revocation promise', () => {
     assert.throws(() => loadConfig({ AUTH_CACHE_TTL_MS: '10000' }), /AUTH_CACHE_TTL_MS/);
   });
