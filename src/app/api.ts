@@ -166,6 +166,7 @@ export async function createApi(deps: ApiDeps): Promise<Api> {
           client: caller.client,
           logger: () => logger.child({ reqId: request.id, ...request.gatewayLog?.traceIds }),
           operationLog: config.operationLog.enabled ? request.gatewayLog?.operations : undefined,
+          deadline: request.deadline,
         });
       },
       // A request refused before Apollo runs is a limit rejection: audited under the sender's
@@ -190,6 +191,7 @@ export async function createApi(deps: ApiDeps): Promise<Api> {
       maxBodyBytes: config.http.maxBodyBytes,
       maxBatchOperations: config.requestLimits.maxBatchOperations,
       costMode: config.cost.mode,
+      requestTimeoutMs: config.http.requestTimeoutMs,
     },
   );
 

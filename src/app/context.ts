@@ -8,6 +8,7 @@ import { parseBearerToken } from '../auth/bearer-token.js';
 import type { KeyVerifier, RefusedKeyError } from '../auth/key-verifier.js';
 import type { RequestContext } from '../auth/request-context.js';
 import type { Viewer } from '../auth/viewer.js';
+import type { RequestDeadline } from '../db/request-deadline.js';
 import { ErrorCode } from '../graphql/error-codes.js';
 import type { IngestContext } from '../ingest/ingest.context.js';
 import type { Logger } from '../observability/logger.js';
@@ -147,6 +148,8 @@ export function createContextBuilder(deps: ContextBuilderDeps) {
       logger: () => Logger;
       client?: RequestClient;
       operationLog?: Record<string, unknown>[];
+      /** REQUEST_TIMEOUT_MS over HTTP (http/graphql.route.ts); the analytics pools see it. */
+      deadline?: RequestDeadline;
     },
   ): GatewayContext {
     const context = Object.create(LAZY_LOGGER) as GatewayContext & LazyLogger;
@@ -155,8 +158,9 @@ export function createContextBuilder(deps: ContextBuilderDeps) {
       requestId: fields.requestId,
       client: fields.client,
       operationLog: fields.operationLog,
+      deadline: fields.deadline,
       services,
-      analytics: viewer ? services.analytics.scope(viewer.tenantId) : null,
+      analytics: viewer ? services.analytics.scope(viewer.tenantId, fields.deadline) : null,
       [MAKE_LOGGER]: fields.logger,
     });
   }

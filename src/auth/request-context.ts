@@ -1,4 +1,5 @@
 import type { RequestClient } from '../audit/audit-entry.js';
+import type { RequestDeadline } from '../db/request-deadline.js';
 import type { Logger } from '../observability/logger.js';
 import type { Viewer } from './viewer.js';
 
@@ -20,4 +21,9 @@ export interface RequestContext {
    * log line carries it (http/request-log.ts); absent on WebSocket, where it writes a line itself.
    */
   readonly operationLog?: Record<string, unknown>[];
+  /**
+   * The time this operation may still take (REQUEST_TIMEOUT_MS, db/request-deadline.ts): over HTTP
+   * one per request; absent for a subscription, whose life no request deadline bounds.
+   */
+  readonly deadline?: RequestDeadline;
 }

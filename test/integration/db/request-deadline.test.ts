@@ -1,0 +1,107 @@
+import assert from 'node:assert/strict';
+import { after, before, describe, it } from 'node:test';
+import { EventsDocument } from '../../generated/graphql.js';
+import { scrapeMetric, startGateway, type RunningGateway } from '../../helpers/gateway.js';
+import { errorCode, gql } from '../../helpers/graphql-client.js';
+import { isolatedEnv, testPool } from '../../helpers/test-env.js';
+
+const KEY = 'deadline-key';
+const POOL = 'event_reads';
+const REQUEST_TIMEOUT_MS = 600;
+const STATEMENT_TIMEOUT_MS = 4_000;
+
+/**
+ * A request past REQUEST_TIMEOUT_MS is answered SERVICE_UNAVAILABLE at its deadline, even while
+ * its statement still waits for a lock that statement_timeout (set far above the deadline here)
+ * would end much later, and a request waiting for a connection leaves the pool's queue then.
+ */
+describe('request deadline', () => {
+  const isolation = isolatedEnv('req_deadline');
+  let gateway: RunningGateway;
+
+  before(async () => {
+    gateway = await startGateway(
+      isolation.env({
+        BOOTSTRAP_API_KEY: KEY,
+        REQUEST_TIMEOUT_MS: String(REQUEST_TIMEOUT_MS),
+        DB_STATEMENT_TIMEOUT_MS: String(STATEMENT_TIMEOUT_MS),
+        DATABASE_POOL_MAX: '2',
+      }),
+    );
+  });
+  after(async () => {
+    await gateway?.stop();
+    await isolation.cleanup();
+  });
+
+  const events = () => gql(gateway.url, EventsDocument, { key: KEY, variables: { first: 5 } });
+  const pool = (state: string) => scrapeMetric(gateway.url, `db_pool_connections{pool="${POOL}",state="${state}"}`);
+
+  /** Runs `body` while another session holds events locked; the lock goes whatever happens. */
+  async function withEventsLocked(body: () => Promise<void>): Promise<void> {
+    const locker = testPool(isolation.databaseUrl, 1);
+    const client = await locker.connect();
+    const release = setTimeout(() => void client.query('ROLLBACK').catch(() => undefined), 20_000);
+    try {
+      await client.query('BEGIN');
+      await client.query('LOCK TABLE events IN ACCESS EXCLUSIVE MODE');
+      await body();
+    } finally {
+      clearTimeout(release);
+      await client.query('ROLLBACK');
+      client.release();
+      await locker.end();
+    }
+  }
+
+  function assertDeadlineAnswer(answer: Awaited<ReturnType<typeof events>>, startedAt: number): void {
+    assert.equal(errorCode(answer), 'SERVICE_UNAVAILABLE', JSON.stringify(answer.errors));
+    assert.equal(answer.status, 503);
+    assert.match(answer.errors![0]!.message, /deadline \(REQUEST_TIMEOUT_MS, 600 ms\)/);
+    // At the deadline, not when statement_timeout would have ended the statement.
+    const tookMs = performance.now() - startedAt;
+    assert.ok(tookMs >= REQUEST_TIMEOUT_MS - 50, `answered after ${tookMs} ms`);
+    assert.ok(tookMs < STATEMENT_TIMEOUT_MS, `answered after ${tookMs} ms`);
+  }
+
+  it('answers SERVICE_UNAVAILABLE at the deadline while statements wait for a lock, then serves again', async () => {
+    const first = await events();
+    assert.equal(first.errors, undefined, JSON.stringify(first.errors));
+    const exceededBefore = await scrapeMetric(gateway.url, 'request_deadlines_exceeded_total{transport="http"}');
+
+    await withEventsLocked(async () => {
+      // Twice as many requests as the pool has connections: two statements wait for the lock,
+      // two requests wait for a connection.
+      const startedAt = performance.now();
+      const answers = await Promise.all(Array.from({ length: 4 }, () => events()));
+      for (const answer of answers) assertDeadlineAnswer(answer, startedAt);
+      assert.equal(await pool('waiting'), 0, 'no request is left waiting for a connection');
+    });
+
+    // The lock gone, the statements that held the connections end and give them back.
+    const afterwards = await events();
+    assert.equal(afterwards.errors, undefined, JSON.stringify(afterwards.errors));
+    assert.equal(await pool('waiting'), 0);
+    const exceeded = await scrapeMetric(gateway.url, 'request_deadlines_exceeded_total{transport="http"}');
+    assert.equal(exceeded - exceededBefore, 4);
+  });
+
+  it('refuses a request starved of connections at its deadline instead of leaving it queued', async () => {
+    await withEventsLocked(async () => {
+      // Both connections taken by statements stuck on the lock (until statement_timeout).
+      const holders = Promise.all([events(), events()]);
+      while ((await pool('total')) - (await pool('idle')) < 2) await new Promise((r) => setTimeout(r, 20));
+
+      const startedAt = performance.now();
+      const starved = await events();
+      assertDeadlineAnswer(starved, startedAt);
+      // Its place in the queue is given up at once, while the holders' statements still run.
+      assert.equal(await pool('waiting'), 0);
+      assert.equal((await pool('total')) - (await pool('idle')), 2, 'the holders still have their connections');
+      for (const answer of await holders) assert.equal(errorCode(answer), 'SERVICE_UNAVAILABLE');
+    });
+
+    const afterwards = await events();
+    assert.equal(afterwards.errors, undefined, JSON.stringify(afterwards.errors));
+  });
+});
