@@ -89,7 +89,7 @@ export async function createApi(deps: ApiDeps): Promise<Api> {
       costLimits,
       operationObservers: [tracing, operationLog],
     },
-    { ...config.websocket, maxTokens: config.requestLimits.maxTokens },
+    { ...config.websocket, maxTokens: config.requestLimits.maxTokens, requestTimeoutMs: config.http.requestTimeoutMs },
   );
 
   const apollo = new ApolloServer<GatewayContext>({

@@ -171,16 +171,18 @@ export function createContextBuilder(deps: ContextBuilderDeps) {
    */
   function forSubscription(
     viewer: Viewer | null,
-    fields: { requestId: string; logger: Logger; client?: RequestClient },
+    fields: { requestId: string; logger: Logger; client?: RequestClient; deadline?: RequestDeadline },
   ): GatewayContext {
     return {
       viewer,
       requestId: fields.requestId,
       logger: fields.logger,
       client: fields.client,
+      // A query or mutation over the socket only (realtime/websocket.server.ts).
+      deadline: fields.deadline,
       services,
       get analytics() {
-        return viewer ? services.analytics.scope(viewer.tenantId) : null;
+        return viewer ? services.analytics.scope(viewer.tenantId, fields.deadline) : null;
       },
     };
   }

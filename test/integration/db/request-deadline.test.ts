@@ -1,9 +1,11 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
-import { EventsDocument } from '../../generated/graphql.js';
+import { createClient } from 'graphql-ws';
+import WebSocket from 'ws';
+import { EventsDocument, RecordEventsDocument } from '../../generated/graphql.js';
 import { scrapeMetric, startGateway, type RunningGateway } from '../../helpers/gateway.js';
 import { errorCode, gql } from '../../helpers/graphql-client.js';
-import { isolatedEnv, testPool } from '../../helpers/test-env.js';
+import { isolatedEnv, testPool, waitFor } from '../../helpers/test-env.js';
 
 const KEY = 'deadline-key';
 const POOL = 'event_reads';
@@ -103,5 +105,54 @@ describe('request deadline', () => {
 
     const afterwards = await events();
     assert.equal(afterwards.errors, undefined, JSON.stringify(afterwards.errors));
+  });
+
+  it('bounds a query over WebSocket alike, and not the life of a subscription', async () => {
+    const client = createClient({
+      url: `${gateway.url.replace('http', 'ws')}/graphql`,
+      webSocketImpl: WebSocket,
+      connectionParams: { authorization: `Bearer ${KEY}` },
+      retryAttempts: 0,
+    });
+    try {
+      // Each pushed event resolves Event.user through the database, long after the subscription began.
+      const pushed: { data?: unknown; errors?: unknown }[] = [];
+      const failures: unknown[] = [];
+      client.subscribe(
+        { query: 'subscription { eventRecorded(type: "deadline_probe") { id user { id } } }' },
+        { next: (msg) => pushed.push(msg), error: (err) => failures.push(err), complete: () => undefined },
+      );
+      await new Promise((resolve) => setTimeout(resolve, 3 * REQUEST_TIMEOUT_MS));
+      const recorded = await gql(gateway.url, RecordEventsDocument, {
+        key: KEY,
+        variables: { events: [{ type: 'deadline_probe', userId: 'u-deadline', messageId: 'deadline-probe-1' }] },
+      });
+      assert.equal(recorded.errors, undefined, JSON.stringify(recorded.errors));
+      await waitFor(async () => pushed.length > 0 || failures.length > 0, 10_000);
+      assert.deepEqual(failures, []);
+      assert.equal(pushed[0]!.errors, undefined, JSON.stringify(pushed[0]!.errors));
+
+      await withEventsLocked(async () => {
+        const startedAt = performance.now();
+        const answer = await new Promise<{ errors?: readonly { message: string; extensions?: { code?: unknown } }[] }>(
+          (resolve, reject) => {
+            client.subscribe(
+              { query: '{ events(first: 5) { edges { node { id } } } }' },
+              {
+                next: (msg) => resolve(msg as never),
+                error: reject,
+                complete: () => undefined,
+              },
+            );
+          },
+        );
+        assert.equal(answer.errors?.[0]?.extensions?.code, 'SERVICE_UNAVAILABLE', JSON.stringify(answer.errors));
+        assert.match(answer.errors![0]!.message, /deadline \(REQUEST_TIMEOUT_MS, 600 ms\)/);
+        assert.ok(performance.now() - startedAt < STATEMENT_TIMEOUT_MS);
+      });
+      assert.ok((await scrapeMetric(gateway.url, 'request_deadlines_exceeded_total{transport="websocket"}')) >= 1);
+    } finally {
+      await client.dispose();
+    }
   });
 });
