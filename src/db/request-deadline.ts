@@ -76,19 +76,38 @@ export function withinDeadline(pool: pg.Pool, deadline: RequestDeadline): Querya
   const query = async (config: unknown, values?: unknown): Promise<unknown> => {
     deadline.check();
     const client = await connectWithin(pool, deadline);
-    let settled: Promise<unknown>;
-    try {
-      deadline.check();
-      settled = (client.query as (c: unknown, v?: unknown) => Promise<unknown>)(config, values);
-    } catch (err) {
-      client.release();
-      throw err;
-    }
-    // The connection goes back when the statement ends, whoever is still waiting for it.
-    settled.then(
-      () => client.release(),
-      (err: unknown) => client.release(err instanceof Error ? err : true),
-    );
+    const settled = new Promise<unknown>((resolve, reject) => {
+      // As pool.query does: the client goes back once, destroyed after an error, and an error
+      // it emits while lent out (its connection cut) ends the statement instead of the process.
+      let released = false;
+      const release = (err?: Error) => {
+        if (released) return;
+        released = true;
+        client.removeListener('error', onError);
+        client.release(err);
+      };
+      const onError = (err: Error) => {
+        release(err);
+        reject(err);
+      };
+      client.once('error', onError);
+      try {
+        deadline.check();
+      } catch (err) {
+        release();
+        return reject(err as Error);
+      }
+      (client.query as (c: unknown, v?: unknown) => Promise<unknown>)(config, values).then(
+        (result) => {
+          release();
+          resolve(result);
+        },
+        (err: unknown) => {
+          release(err instanceof Error ? err : new Error(String(err)));
+          reject(err as Error);
+        },
+      );
+    });
     return raceDeadline(settled, deadline);
   };
   return { query } as unknown as Queryable;
