@@ -1,11 +1,18 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import { createClient } from 'graphql-ws';
+import { Redis } from 'ioredis';
+import { pino } from 'pino';
 import WebSocket from 'ws';
+import { DeadlineExceededError, RequestDeadline } from '../../../src/db/request-deadline.js';
+import { createEventStream } from '../../../src/ingest/event-stream.js';
+import { IngestService } from '../../../src/ingest/ingest.service.js';
+import { createMetrics } from '../../../src/observability/metrics.js';
+import { createStreamKeys } from '../../../src/redis/keys.js';
 import { EventsDocument, RecordEventsDocument } from '../../generated/graphql.js';
 import { scrapeMetric, startGateway, type RunningGateway } from '../../helpers/gateway.js';
 import { errorCode, gql } from '../../helpers/graphql-client.js';
-import { isolatedEnv, testPool, waitFor } from '../../helpers/test-env.js';
+import { REDIS_URL, isolatedEnv, testPool, waitFor } from '../../helpers/test-env.js';
 
 const KEY = 'deadline-key';
 const POOL = 'event_reads';
@@ -153,6 +160,59 @@ describe('request deadline', () => {
       assert.ok((await scrapeMetric(gateway.url, 'request_deadlines_exceeded_total{transport="websocket"}')) >= 1);
     } finally {
       await client.dispose();
+    }
+  });
+
+  it('never half-acknowledges a batch: refused whole before storing, or stored and acknowledged whole', async () => {
+    const pool = testPool(isolation.databaseUrl, 2);
+    const redis = new Redis(REDIS_URL);
+    try {
+      const tenantId = (await pool.query<{ id: string }>("SELECT id FROM tenants WHERE slug = 'demo'")).rows[0]!.id;
+      const keys = createStreamKeys(`${isolation.redisKeyPrefix}ingest-deadline:`, 1);
+      const stream = createEventStream(redis, keys, { dedupeWindowS: 60, maxLength: 10_000 });
+      const service = (ack: 'stream' | 'postgres') =>
+        new IngestService({
+          pool,
+          redis,
+          stream,
+          config: { ingest: { ack, maxBatch: 1000, dedupeWindowS: 60 } },
+          metrics: createMetrics(),
+          logger: pino({ level: 'silent' }),
+        });
+      const batch = (prefix: string) =>
+        Array.from({ length: 20 }, (_, i) => ({ type: 'deadline_batch', messageId: `${prefix}-${i}` }));
+
+      // Past its deadline before anything is stored: refused whole, nothing appended.
+      const expired = new RequestDeadline(REQUEST_TIMEOUT_MS, performance.now() - 2 * REQUEST_TIMEOUT_MS);
+      await assert.rejects(
+        service('stream').record(tenantId, batch('late'), undefined, expired),
+        DeadlineExceededError,
+      );
+      assert.equal(await redis.exists(keys.stream(0)), 0, 'nothing reached the stream');
+      const retried = await service('stream').record(tenantId, batch('late'), undefined, new RequestDeadline(60_000));
+      assert.equal(retried.accepted, 20, 'the retry with the same messageIds is new, not a duplicate');
+
+      // The deadline passes while the batch waits to be stored (events locked): not cut, stored whole.
+      let slow: ReturnType<IngestService['record']> | undefined;
+      let settled = false;
+      await withEventsLocked(async () => {
+        const during = new RequestDeadline(REQUEST_TIMEOUT_MS);
+        slow = service('postgres').record(tenantId, batch('slow'), undefined, during);
+        void slow.finally(() => (settled = true)).catch(() => undefined);
+        await new Promise((resolve) => setTimeout(resolve, REQUEST_TIMEOUT_MS + 200));
+        assert.ok(during.remainingMs() < 0);
+        assert.equal(settled, false, 'still storing past the deadline');
+      });
+      const stored = await slow!;
+      assert.equal(stored.accepted, 20);
+      const { rows } = await pool.query<{ n: number }>(
+        "SELECT count(*)::int AS n FROM events WHERE tenant_id = $1 AND type = 'deadline_batch' AND message_id LIKE 'slow-%'",
+        [tenantId],
+      );
+      assert.equal(rows[0]!.n, 20);
+    } finally {
+      redis.disconnect();
+      await pool.end();
     }
   });
 });
