@@ -2,6 +2,7 @@ import type pg from 'pg';
 import { BadUserInputError } from '../graphql/errors.js';
 import { type AnalyticsLoaders, createAnalyticsLoaders } from './analytics.loaders.js';
 import { createReplicaLag, type ReplicaLag } from '../db/replica-lag.js';
+import { type RequestDeadline, withinDeadline } from '../db/request-deadline.js';
 import { decodeCursor, encodeCursor, pageSize } from './cursor.js';
 import type { EventFilter } from './event.args.js';
 import { EventReadRepository, type EventRow, isEventId } from './event-read.repository.js';
@@ -17,6 +18,15 @@ import { UserRepository, type UserRow } from './user.repository.js';
 export interface AnalyticsScope {
   readonly tenantId: string;
   readonly loaders: AnalyticsLoaders;
+  /** The repositories this request's statements go through: bound to its deadline when it has one. */
+  readonly repositories: AnalyticsRepositories;
+}
+
+interface AnalyticsRepositories {
+  readonly events: EventReadRepository;
+  readonly users: UserRepository;
+  readonly stats: StatsRepository;
+  readonly rollups: RollupRepository;
 }
 
 export interface Page<T> {
@@ -55,10 +65,9 @@ const SOURCE: Record<BucketUnit, string> = { minute: 'rollup_minute', hour: 'rol
  * through the request's DataLoaders.
  */
 export class AnalyticsService {
-  private readonly events: EventReadRepository;
-  private readonly users: UserRepository;
-  private readonly stats: StatsRepository;
-  private readonly rollups: RollupRepository;
+  private readonly repositories: AnalyticsRepositories;
+  private readonly reads: pg.Pool;
+  private readonly eventReadPool: pg.Pool;
 
   private readonly replicaLag: ReplicaLag | null;
 
@@ -72,19 +81,38 @@ export class AnalyticsService {
     pools: { readonly pool: pg.Pool; readonly eventReadPool: pg.Pool; readonly readPool?: pg.Pool },
     private readonly cache: QueryCache,
   ) {
-    const reads = pools.readPool ?? pools.pool;
-    this.events = new EventReadRepository(reads, pools.eventReadPool);
-    this.users = new UserRepository(reads);
-    this.stats = new StatsRepository(reads);
-    this.rollups = new RollupRepository(reads);
+    const reads = (this.reads = pools.readPool ?? pools.pool);
+    this.eventReadPool = pools.eventReadPool;
+    this.repositories = {
+      events: new EventReadRepository(reads, pools.eventReadPool),
+      users: new UserRepository(reads),
+      stats: new StatsRepository(reads),
+      rollups: new RollupRepository(reads),
+    };
     this.replicaLag = pools.readPool ? createReplicaLag({ primary: pools.pool, replica: pools.readPool }) : null;
   }
 
-  scope(tenantId: string): AnalyticsScope {
-    return {
-      tenantId,
-      loaders: createAnalyticsLoaders({ events: this.events, users: this.users, rollups: this.rollups }, tenantId),
-    };
+  /**
+   * With a deadline, the request's repositories go through views of the pools that stop at it
+   * (src/db/request-deadline.ts): a few small objects per request, and no timer until a
+   * statement runs. The replica-lag probe of `freshness` stays on the shared pools: two
+   * statements, each under statement_timeout.
+   */
+  scope(tenantId: string, deadline?: RequestDeadline): AnalyticsScope {
+    let repositories = this.repositories;
+    if (deadline) {
+      const reads = withinDeadline(this.reads, deadline);
+      repositories = {
+        events: new EventReadRepository(
+          reads,
+          this.eventReadPool === this.reads ? reads : withinDeadline(this.eventReadPool, deadline),
+        ),
+        users: new UserRepository(reads),
+        stats: new StatsRepository(reads),
+        rollups: new RollupRepository(reads),
+      };
+    }
+    return { tenantId, repositories, loaders: createAnalyticsLoaders(repositories, tenantId) };
   }
 
   async event(scope: AnalyticsScope, id: string): Promise<EventRow | null> {
@@ -101,7 +129,7 @@ export class AnalyticsService {
         throw new BadUserInputError('`after` is not a cursor returned by this field');
       before = { timeUs, id };
     }
-    const rows = await this.events.page(scope.tenantId, { ...filter, before, limit: limit + 1 });
+    const rows = await scope.repositories.events.page(scope.tenantId, { ...filter, before, limit: limit + 1 });
     return toPage(rows, limit, (e) => encodeCursor([e.timeUs, e.id]));
   }
 
@@ -126,14 +154,19 @@ export class AnalyticsService {
       }
       position = { sortKey, id };
     }
-    const rows = await this.users.page(scope.tenantId, { ...filter, order, after: position, limit: limit + 1 });
+    const rows = await scope.repositories.users.page(scope.tenantId, {
+      ...filter,
+      order,
+      after: position,
+      limit: limit + 1,
+    });
     // The page's users are the ones Event.user will ask for next: no second lookup.
     for (const row of rows) scope.loaders.user.prime(row.id, row);
     return { ...toPage(rows, limit, (u) => encodeCursor([order, u.sortKey, u.id])), filter };
   }
 
   async userCount(scope: AnalyticsScope, filter: UserFilter | null): Promise<number> {
-    return this.users.count(scope.tenantId, filter ?? {});
+    return scope.repositories.users.count(scope.tenantId, filter ?? {});
   }
 
   async userEvents(
@@ -157,7 +190,7 @@ export class AnalyticsService {
   async eventTypes(scope: AnalyticsScope, first: number | null): Promise<Stats<TypeStatsRow>> {
     const limit = pageSize(first, 50);
     return this.cached(scope, 'eventTypes', { limit }, 'aggregate', 'rollup_type', () =>
-      this.stats.eventTypes(scope.tenantId, limit),
+      scope.repositories.stats.eventTypes(scope.tenantId, limit),
     );
   }
 
@@ -165,7 +198,7 @@ export class AnalyticsService {
   async dailyStats(scope: AnalyticsScope, from: Date, to: Date, type: string | null): Promise<Stats<BucketRow>> {
     const range = alignedRange(from, to, 'day', MAX_DAYS);
     return this.cached(scope, 'dailyStats', { ...range, type }, tierFor(range.to), SOURCE.day, () =>
-      this.stats.buckets(scope.tenantId, 'day', type, range.from, range.to),
+      scope.repositories.stats.buckets(scope.tenantId, 'day', type, range.from, range.to),
     );
   }
 
@@ -179,7 +212,7 @@ export class AnalyticsService {
     const unit = UNIT[interval];
     const range = alignedRange(from, to, unit, MAX_POINTS);
     return this.cached(scope, 'timeseries', { ...range, type, unit }, tierFor(range.to), SOURCE[unit], () =>
-      this.stats.buckets(scope.tenantId, unit, type, range.from, range.to),
+      scope.repositories.stats.buckets(scope.tenantId, unit, type, range.from, range.to),
     );
   }
 

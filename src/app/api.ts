@@ -90,7 +90,7 @@ export async function createApi(deps: ApiDeps): Promise<Api> {
       costLimits,
       operationObservers: [tracing, operationLog],
     },
-    { ...config.websocket, maxTokens: config.requestLimits.maxTokens },
+    { ...config.websocket, maxTokens: config.requestLimits.maxTokens, requestTimeoutMs: config.http.requestTimeoutMs },
   );
 
   const apollo = new ApolloServer<GatewayContext>({
@@ -172,6 +172,7 @@ export async function createApi(deps: ApiDeps): Promise<Api> {
             (request.serializedData ??= []).push(piece);
             return piece.placeholder;
           },
+          deadline: request.deadline,
         });
       },
       // A request refused before Apollo runs is a limit rejection: audited under the sender's
@@ -196,6 +197,7 @@ export async function createApi(deps: ApiDeps): Promise<Api> {
       maxBodyBytes: config.http.maxBodyBytes,
       maxBatchOperations: config.requestLimits.maxBatchOperations,
       costMode: config.cost.mode,
+      requestTimeoutMs: config.http.requestTimeoutMs,
     },
   );
 

@@ -8,6 +8,7 @@ import { parseBearerToken } from '../auth/bearer-token.js';
 import type { KeyVerifier, RefusedKeyError } from '../auth/key-verifier.js';
 import type { RequestContext } from '../auth/request-context.js';
 import type { Viewer } from '../auth/viewer.js';
+import type { RequestDeadline } from '../db/request-deadline.js';
 import { ErrorCode } from '../graphql/error-codes.js';
 import type { IngestContext } from '../ingest/ingest.context.js';
 import type { Logger } from '../observability/logger.js';
@@ -148,6 +149,8 @@ export function createContextBuilder(deps: ContextBuilderDeps) {
       client?: RequestClient;
       operationLog?: Record<string, unknown>[];
       serializeData?: (json: string) => Readonly<Record<string, string>>;
+      /** REQUEST_TIMEOUT_MS over HTTP (http/graphql.route.ts); the analytics pools see it. */
+      deadline?: RequestDeadline;
     },
   ): GatewayContext {
     const context = Object.create(LAZY_LOGGER) as GatewayContext & LazyLogger;
@@ -157,8 +160,9 @@ export function createContextBuilder(deps: ContextBuilderDeps) {
       client: fields.client,
       operationLog: fields.operationLog,
       serializeData: fields.serializeData,
+      deadline: fields.deadline,
       services,
-      analytics: viewer ? services.analytics.scope(viewer.tenantId) : null,
+      analytics: viewer ? services.analytics.scope(viewer.tenantId, fields.deadline) : null,
       [MAKE_LOGGER]: fields.logger,
     });
   }
@@ -169,16 +173,18 @@ export function createContextBuilder(deps: ContextBuilderDeps) {
    */
   function forSubscription(
     viewer: Viewer | null,
-    fields: { requestId: string; logger: Logger; client?: RequestClient },
+    fields: { requestId: string; logger: Logger; client?: RequestClient; deadline?: RequestDeadline },
   ): GatewayContext {
     return {
       viewer,
       requestId: fields.requestId,
       logger: fields.logger,
       client: fields.client,
+      // A query or mutation over the socket only (realtime/websocket.server.ts).
+      deadline: fields.deadline,
       services,
       get analytics() {
-        return viewer ? services.analytics.scope(viewer.tenantId) : null;
+        return viewer ? services.analytics.scope(viewer.tenantId, fields.deadline) : null;
       },
     };
   }

@@ -1,4 +1,5 @@
 import type { RequestClient } from '../audit/audit-entry.js';
+import type { RequestDeadline } from '../db/request-deadline.js';
 import type { Logger } from '../observability/logger.js';
 import type { Viewer } from './viewer.js';
 
@@ -25,4 +26,9 @@ export interface RequestContext {
    * placeholder to put in the response instead (graphql/serialized-data.ts); absent elsewhere.
    */
   readonly serializeData?: (json: string) => Readonly<Record<string, string>>;
+  /**
+   * The time this operation may still take (REQUEST_TIMEOUT_MS, db/request-deadline.ts): over HTTP
+   * one per request; absent for a subscription, whose life no request deadline bounds.
+   */
+  readonly deadline?: RequestDeadline;
 }

@@ -73,6 +73,9 @@ const environmentSchema = z.object({
   INTROSPECTION: bool.optional(),
   MAX_BODY_BYTES: int(5 * 1024 * 1024, 1024, 64 * 1024 * 1024),
   SHUTDOWN_GRACE_MS: int(10_000, 0, 120_000),
+  // The time a GraphQL request over HTTP may take: past it, SERVICE_UNAVAILABLE and no further
+  // statement or pool connection (db/request-deadline.ts); 0 turns it off.
+  REQUEST_TIMEOUT_MS: int(10_000, 0, 600_000),
   READY_CHECK_TIMEOUT_MS: int(1_000, 50, 30_000),
   // api: GraphQL only; worker: stream consumers only (with /health, /ready, /metrics); all: both.
   ROLE: z.enum(['api', 'worker', 'all']).default('all'),
@@ -166,6 +169,7 @@ export const configSchema = environmentSchema.transform((env) => ({
     port: env.PORT,
     maxBodyBytes: env.MAX_BODY_BYTES,
     shutdownGraceMs: env.SHUTDOWN_GRACE_MS,
+    requestTimeoutMs: env.REQUEST_TIMEOUT_MS,
     readyCheckTimeoutMs: env.READY_CHECK_TIMEOUT_MS,
   },
   graphql: {

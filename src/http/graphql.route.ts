@@ -1,6 +1,7 @@
 import type { ApolloServer, BaseContext } from '@apollo/server';
 import { fastifyApolloHandler } from '@as-integrations/fastify';
 import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
+import { RequestDeadline } from '../db/request-deadline.js';
 import { ErrorCode } from '../graphql/error-codes.js';
 import { spliceSerializedData, type SerializedData } from '../graphql/serialized-data.js';
 import type { Logger } from '../observability/logger.js';
@@ -13,6 +14,15 @@ export interface GraphqlRouteOptions {
   readonly maxBatchOperations: number;
   /** COST_MODE: with `measure` an oversized batch is counted and served; otherwise it is refused. */
   readonly costMode: 'enforce' | 'measure' | 'off';
+  /** REQUEST_TIMEOUT_MS: the time a request may take, from its arrival (db/request-deadline.ts); 0 none. */
+  readonly requestTimeoutMs: number;
+}
+
+declare module 'fastify' {
+  interface FastifyRequest {
+    /** This request's deadline on `/graphql` when REQUEST_TIMEOUT_MS is set; the context carries it. */
+    deadline: RequestDeadline | undefined;
+  }
 }
 
 export interface GraphqlRouteDeps<TContext extends BaseContext> {
@@ -98,6 +108,20 @@ export async function registerGraphqlRoute<TContext extends BaseContext>(
       deps.logger.error({ err: error, reqId: request.id }, 'request failed');
       return refusal(reply, 500, 'Internal server error', { code: ErrorCode.INTERNAL_SERVER_ERROR });
     });
+
+    // One deadline per request, batches included: from arrival, so body parsing and
+    // authentication count against it; its one timer goes when the answer has been sent.
+    if (options.requestTimeoutMs > 0) {
+      scope.decorateRequest('deadline', undefined);
+      scope.addHook('onRequest', (request, _reply, done) => {
+        request.deadline = new RequestDeadline(options.requestTimeoutMs);
+        done();
+      });
+      scope.addHook('onResponse', (request, _reply, done) => {
+        if (request.deadline?.end()) deps.metrics.requestDeadlinesExceeded.inc({ transport: 'http' });
+        done();
+      });
+    }
 
     const handler = fastifyApolloHandler(deps.apollo, { context: deps.context });
     scope.decorateRequest('serializedData', null);

@@ -15,9 +15,9 @@ export class IngestResolver {
   })
   async recordEvent(
     @Arg('input', () => EventInput) input: EventInput,
-    @Ctx() { viewer, services }: IngestContext,
+    @Ctx() { viewer, services, deadline }: IngestContext,
   ): Promise<RecordEventPayload> {
-    const result = await services.ingest.record(viewer!.tenantId, [input]);
+    const result = await services.ingest.record(viewer!.tenantId, [input], undefined, deadline);
     const error = result.errors[0];
     if (error) throw new BadUserInputError(error.message);
     return { id: result.ids[0]!, duplicate: result.duplicate[0]! };
@@ -31,9 +31,9 @@ export class IngestResolver {
   async recordEvents(
     @Arg('events', () => [EventInput]) events: EventInput[],
     @Arg('sentAt', () => DateTimeScalar, { nullable: true }) sentAt: Date | null,
-    @Ctx() { viewer, services }: IngestContext,
+    @Ctx() { viewer, services, deadline }: IngestContext,
   ): Promise<RecordEventsPayload> {
-    const result = await services.ingest.record(viewer!.tenantId, events, sentAt ?? undefined);
+    const result = await services.ingest.record(viewer!.tenantId, events, sentAt ?? undefined, deadline);
     return { accepted: result.accepted, duplicates: result.duplicates, ids: result.ids, errors: result.errors };
   }
 

@@ -1,5 +1,6 @@
 import type pg from 'pg';
 import type { Config } from '../config/config.js';
+import type { RequestDeadline } from '../db/request-deadline.js';
 import { ErrorCode } from '../graphql/error-codes.js';
 import { PayloadTooLargeError, ServiceUnavailableError } from '../graphql/errors.js';
 import type { Logger } from '../observability/logger.js';
@@ -49,7 +50,20 @@ export class IngestService {
     this.log = deps.logger.child({ component: 'ingest' });
   }
 
-  async record(tenantId: string, inputs: readonly EventInputLike[], sentAt?: Date): Promise<RecordResult> {
+  /**
+   * A request's deadline is checked once, before anything is stored: past it the whole batch is
+   * answered SERVICE_UNAVAILABLE with nothing written. Once storing has begun it is not cut
+   * (its statements stay under statement_timeout, db/pool.ts): an answer given at the deadline
+   * while an XADD or a COMMIT went on could only say "retry" about events that were taken, and
+   * a retry duplicates those without a messageId. So a batch is acknowledged whole, or refused
+   * whole for the client to retry with the same messageIds.
+   */
+  async record(
+    tenantId: string,
+    inputs: readonly EventInputLike[],
+    sentAt?: Date,
+    deadline?: RequestDeadline,
+  ): Promise<RecordResult> {
     const { maxBatch } = this.deps.config.ingest;
     if (inputs.length > maxBatch) {
       throw new PayloadTooLargeError(`At most ${maxBatch} events per request; this one has ${inputs.length}`);
@@ -80,6 +94,7 @@ export class IngestService {
       freshIndex.push(index);
     });
 
+    deadline?.check();
     const firstIds = await this.store(tenantId, fresh);
     firstIds.forEach((firstId, i) => {
       const index = freshIndex[i]!;

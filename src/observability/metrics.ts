@@ -338,6 +338,13 @@ export function createMetrics() {
       registers: [registry],
     }),
 
+    requestDeadlinesExceeded: new Counter({
+      name: 'request_deadlines_exceeded_total',
+      help: 'Requests that ran past REQUEST_TIMEOUT_MS and were stopped there (answered SERVICE_UNAVAILABLE, no further pool connection or statement), by transport; counted when the answer has gone out.',
+      labelNames: ['transport'] as const,
+      registers: [registry],
+    }),
+
     dbStatementTimeouts: new Counter({
       name: 'db_statement_timeouts_total',
       help: 'Statements Postgres cancelled at DB_STATEMENT_TIMEOUT_MS (SQLSTATE 57014), by pool; each was answered SERVICE_UNAVAILABLE and its connection went back to the pool.',

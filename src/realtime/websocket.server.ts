@@ -1,5 +1,5 @@
 import type { Server } from 'node:http';
-import { GraphQLError, execute, type GraphQLSchema } from 'graphql';
+import { GraphQLError, execute, getOperationAST, OperationTypeNode, type GraphQLSchema } from 'graphql';
 import { CloseCode } from 'graphql-ws';
 import { useServer } from 'graphql-ws/use/ws';
 import { WebSocketServer } from 'ws';
@@ -9,6 +9,7 @@ import type { RequestContext } from '../auth/request-context.js';
 import { AuthThrottledError } from '../auth/auth-throttle.js';
 import { grants } from '../auth/scopes.js';
 import type { Viewer } from '../auth/viewer.js';
+import { RequestDeadline } from '../db/request-deadline.js';
 import { ErrorCode } from '../graphql/error-codes.js';
 import { formatResultErrors } from '../graphql/format-error.js';
 import type { Logger } from '../observability/logger.js';
@@ -30,6 +31,11 @@ export interface WebSocketServerOptions {
   readonly maxPerKey: number;
   /** Lexical tokens of a document (MAX_TOKENS, 10,000), as over HTTP. */
   readonly maxTokens?: number;
+  /**
+   * REQUEST_TIMEOUT_MS for a query or mutation sent over the socket, as over HTTP; a
+   * subscription gets none, since no request deadline bounds its life. 0 or absent: none.
+   */
+  readonly requestTimeoutMs?: number;
 }
 
 interface ConnectionState {
@@ -61,7 +67,10 @@ export function createWebSocketServer(
       client: RequestClient;
     }) => Promise<Viewer | null>;
     /** A subscription's context (app/context.ts), built once per subscription. */
-    context: (viewer: Viewer | null, fields: { requestId: string; logger: Logger }) => RequestContext;
+    context: (
+      viewer: Viewer | null,
+      fields: { requestId: string; logger: Logger; deadline?: RequestDeadline },
+    ) => RequestContext;
     logger: Logger;
     metrics: Metrics;
     /** Refused connections and subscriptions become audit rows, as over HTTP. */
@@ -116,7 +125,12 @@ export function createWebSocketServer(
               errors: formatResultErrors(result.errors, (err) => log.error({ err }, 'operation failed over WebSocket')),
             }
           : fanout.prepare(ctx.extra.socket, id, result),
-      onOperation: (ctx, id, _payload, args, result) => observer.operated(ctx.extra, id, args, result),
+      onOperation: (ctx, id, _payload, args, result) => {
+        // A query's or mutation's execution has ended here: its deadline's timer goes.
+        if ((args.contextValue as RequestContext | undefined)?.deadline?.end())
+          metrics.requestDeadlinesExceeded.inc({ transport: 'websocket' });
+        return observer.operated(ctx.extra, id, args, result);
+      },
       onConnect: async (ctx) => {
         const socket = ctx.extra.socket;
         const client = requestClient(ctx.extra.request);
@@ -239,9 +253,19 @@ export function createWebSocketServer(
         const state = stateOf(ctx.extra);
         for (const id of [...state.subscriptions]) release(state, id);
       },
-      context: (ctx) => {
+      context: (ctx, _id, _payload, args) => {
         const requestId = randomUUID();
-        return deps.context(stateOf(ctx.extra).viewer ?? null, { requestId, logger: log.child({ requestId }) });
+        const timeoutMs = options.requestTimeoutMs ?? 0;
+        const deadline =
+          timeoutMs > 0 &&
+          getOperationAST(args.document, args.operationName)?.operation !== OperationTypeNode.SUBSCRIPTION
+            ? new RequestDeadline(timeoutMs)
+            : undefined;
+        return deps.context(stateOf(ctx.extra).viewer ?? null, {
+          requestId,
+          logger: log.child({ requestId }),
+          deadline,
+        });
       },
     },
     wss,

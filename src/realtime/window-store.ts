@@ -359,7 +359,14 @@ export function createWindowStore(redis: Redis, keys: StreamKeys, options: Windo
   }
 
   /** The tenant's window, merged over every partition. */
-  async function read(tenantId: string, type: string | null, window: WindowName, at: number): Promise<WindowSnapshot> {
+  /** The window holding `at`, as it stands; `final` as of `now` (its end plus the grace period). */
+  async function read(
+    tenantId: string,
+    type: string | null,
+    window: WindowName,
+    at: number,
+    now = Date.now(),
+  ): Promise<WindowSnapshot> {
     const start = windowStart(window, at);
     const hashes = Array.from({ length: keys.partitions }, (_, p) => keys.window(p, tenantId, window, start, type));
     // Each partition's part under its own tag, and the users of all of them under the tenant's.
@@ -423,7 +430,7 @@ export function createWindowStore(redis: Redis, keys: StreamKeys, options: Windo
       p99: p99 ?? null,
       uniqueUsers: Number(replies.at(-1)![1]),
       revision,
-      final: Date.now() >= end + graceMs,
+      final: now >= end + graceMs,
     };
   }
 

@@ -22,6 +22,11 @@ import { REDIS_URL, isolatedEnv, testPool, waitFor } from '../../helpers/test-en
 
 const ADMIN = 'agk_windows-admin-key-000000000000000000000000000';
 const PARTITIONS = 2;
+/**
+ * The gateways' REALTIME_WINDOW_GRACE_MS and this file's stores': long enough that an hour ending
+ * while the test runs leaves its events on time, so no assertion depends on when the test starts.
+ */
+const GRACE_MS = 10 * 60_000;
 
 function lcg(seed: number) {
   let s = seed >>> 0;
@@ -39,13 +44,14 @@ describe('live windows (aggregate consumer group)', () => {
   const keys = createStreamKeys(isolation.redisKeyPrefix, PARTITIONS);
   // Chosen once: every event below falls in this hour, whatever the clock does during the test.
   const hourStart = windowStart('ONE_HOUR', Date.now());
-  const store = () => createWindowStore(redis, keys, { graceMs: 30_000 });
+  const store = (graceMs = GRACE_MS) => createWindowStore(redis, keys, { graceMs });
 
   before(async () => {
     const env = isolation.env({
       BOOTSTRAP_API_KEY: ADMIN,
       STREAM_PARTITIONS: String(PARTITIONS),
       PERSIST_BATCH_WAIT_MS: '10',
+      REALTIME_WINDOW_GRACE_MS: String(GRACE_MS),
     });
     // Two processes against the same Postgres and Redis, each with its own consumers.
     gateways.push(...(await spawnGatewayPair(env)));
@@ -144,7 +150,14 @@ describe('live windows (aggregate consumer group)', () => {
         `${label} users ${got.uniqueUsers} vs ${want.users}`,
       );
       assert.ok(got.revision >= 2, `${label} revision ${got.revision}`);
-      if (Date.now() < hourStart + WINDOW_MS.ONE_HOUR) assert.equal(got.final, false);
+      // Open now (the test ends well within GRACE_MS of the hour), and final exactly from the end
+      // of the hour plus the grace period, read on fixed clocks.
+      assert.equal(got.final, false, label);
+      const closesAt = hourStart + WINDOW_MS.ONE_HOUR + GRACE_MS;
+      assert.equal((await store().read(tenantA, type, 'ONE_HOUR', hourStart, closesAt - 1)).final, false, label);
+      const closed = await store().read(tenantA, type, 'ONE_HOUR', hourStart, closesAt);
+      assert.deepEqual({ ...closed, final: true }, { ...got, final: true }, `${label}: the same window, final`);
+      assert.equal(closed.final, true, label);
     }
 
     // The same arguments for the other tenant: only its own events.
@@ -343,7 +356,7 @@ describe('live windows (aggregate consumer group)', () => {
     const options = { intervalMs: 200, graceMs: 30_000 };
     // Two publishers, as two replicas would run them.
     const publishers = [1, 2].map(() =>
-      createWindowPublisher({ redis, store: store(), feed, logger: silent, metrics }, options),
+      createWindowPublisher({ redis, store: store(options.graceMs), feed, logger: silent, metrics }, options),
     );
     const window = { tenantId: tenantA, type: 'throttled', window: 'ONE_HOUR' as const, start: hourStart };
     const received: { revision: number; final: boolean }[] = [];
