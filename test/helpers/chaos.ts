@@ -416,6 +416,23 @@ export async function runChaos(settings: ChaosSettings): Promise<ChaosReport> {
         ).catch(() => undefined);
         if (backIn === undefined) phase.problems.push('the APIs did not leave degraded mode within 30 s');
         else phase.outcome.push(`APIs back on the stream ${(backIn / 1000).toFixed(1)} s after the restore`);
+        // A client that did not trust its answers sends some of them again: they must come back
+        // as duplicates with the ids first given, whichever API wrote them in degraded mode.
+        const again = [...ledger.values()]
+          .filter((e) => e.phase === phase.name && e.state === 'acknowledged')
+          .slice(0, 10 * settings.batchSize);
+        const firstIds = new Map(again.map((e) => [e.event.messageId, e.id]));
+        for (let i = 0; i < again.length; i += settings.batchSize) {
+          await send(
+            apis[turn++ % apis.length]!,
+            again.slice(i, i + settings.batchSize).map((e) => e.event),
+          );
+        }
+        const renamed = again.filter((e) => e.state === 'acknowledged' && e.id !== firstIds.get(e.event.messageId));
+        phase.outcome.push(
+          `${again.length} acknowledged events sent again after it: ${again.length - renamed.length} answered as duplicates`,
+        );
+        if (renamed.length) phase.problems.push(`${renamed.length} retried events answered as new events`);
       }
       await settle(`after-redis-cut${suffix}`);
 
