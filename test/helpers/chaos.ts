@@ -160,17 +160,10 @@ export async function runChaos(settings: ChaosSettings): Promise<ChaosReport> {
       ['worker-1', 'worker'],
       ['worker-2', 'worker'],
     ] as const) {
-      const member: Member = {
-        name,
-        role,
-        postgres: undefined as unknown as TcpProxy,
-        redis: await createTcpProxy(6379),
-      };
-      (member as { postgres: TcpProxy }).postgres = await createTcpProxy(
-        5432,
-        '127.0.0.1',
-        () => (chunk) => member.onPostgresChunk?.(chunk),
-      );
+      // The Postgres proxy's tap reads the member's current handler, set once the member exists.
+      let member: Member | undefined;
+      const postgres = await createTcpProxy(5432, '127.0.0.1', () => (chunk) => member?.onPostgresChunk?.(chunk));
+      member = { name, role, postgres, redis: await createTcpProxy(6379) };
       members.push(member);
     }
     const apis = members.filter((m) => m.role === 'api');
