@@ -81,7 +81,12 @@ export function createPool(config: Pick<Config, 'database'>, logger: Logger, opt
   pool.on('release', (_err, client) => lent.delete(client));
   pool.on('remove', (client) => lent.delete(client as pg.PoolClient));
   // Every statement goes through a client's query, pool.query included: wrapped once per connection.
-  pool.on('connect', (client) =>
+  pool.on('connect', (client) => {
+    // pg-pool listens for errors only on idle clients. A connection lost while lent out between two
+    // statements (a worker's transaction around a COPY, say) emits 'error' on the client with no
+    // query to fail, and an 'error' nobody listens to ends the process. The holder learns of it
+    // from its next statement, which fails, and releases the client as broken.
+    client.on('error', (err) => logger.warn({ err }, 'postgres connection failed while in use'));
     instrumentClient(client, (statement, seconds, err) => {
       const timedOut = (err as { code?: unknown } | undefined)?.code === '57014';
       if (timedOut) metrics?.dbStatementTimeouts.inc({ pool: label });
@@ -90,8 +95,8 @@ export function createPool(config: Pick<Config, 'database'>, logger: Logger, opt
         seconds,
       );
       return timedOut ? new StatementTimeoutError(timeoutMs, err) : err;
-    }),
-  );
+    });
+  });
   return pool;
 }
 

@@ -107,6 +107,21 @@ export function createEventStream(
       });
       return out;
     },
+
+    /**
+     * Sets the dedupe keys of events stored in Postgres without the stream (degraded mode), unless
+     * set already, so a retry arriving once Redis is back is answered as the duplicate it is
+     * instead of being appended (and counted in the live windows) again.
+     */
+    async rememberClaims(tenantId: string, claims: readonly { messageId: string; eventId: string }[]): Promise<void> {
+      if (claims.length === 0) return;
+      const pipeline = redis.pipeline();
+      for (const { messageId, eventId } of claims) {
+        const key = keys.dedupe(keys.partitionOf(tenantId, messageId), tenantId, messageId);
+        pipeline.set(key, eventId, 'EX', options.dedupeWindowS, 'NX');
+      }
+      for (const [err] of (await pipeline.exec()) ?? []) if (err) throw err;
+    },
   };
 }
 

@@ -11,6 +11,9 @@ import { EventRepository } from './event.repository.js';
 import { normalizeEvent, type EventInputLike } from './event-validation.js';
 import type { StreamEvent } from './stream-event.js';
 
+/** Degraded-mode claims remembered for their dedupe keys (about 200 bytes each). */
+const MAX_DEGRADED_CLAIMS = 1_000_000;
+
 export interface EventError {
   readonly index: number;
   readonly code: string;
@@ -129,6 +132,7 @@ export class IngestService {
     }
     if (this.deps.redis.status === 'ready') {
       try {
+        await this.rememberDegradedClaims();
         const firstIds = await this.deps.stream.enqueue(tenantId, events);
         this.setDegraded(false);
         return firstIds;
@@ -143,7 +147,56 @@ export class IngestService {
       }
     }
     this.setDegraded(true);
-    return this.storeInPostgres(tenantId, events);
+    const firstIds = await this.storeInPostgres(tenantId, events);
+    this.noteDegradedClaims(tenantId, events, firstIds);
+    return firstIds;
+  }
+
+  /**
+   * messageIds this replica claimed in Postgres while Redis was unreachable, by tenant: their
+   * dedupe keys are set before its next append to the stream (rememberDegradedClaims). Bounded;
+   * past the bound, a retry of the oldest is stored once still (Postgres' claim), but may be
+   * answered as accepted and counted twice in the live windows.
+   */
+  private readonly degradedClaims = new Map<string, Map<string, string>>();
+  private degradedClaimCount = 0;
+  private remembering: Promise<void> | undefined;
+
+  private noteDegradedClaims(tenantId: string, events: readonly StreamEvent[], firstIds: (string | null)[]): void {
+    events.forEach((e, i) => {
+      if (e.messageId === null || firstIds[i] !== null) return;
+      if (this.degradedClaimCount >= MAX_DEGRADED_CLAIMS) return;
+      let claims = this.degradedClaims.get(tenantId);
+      if (!claims) this.degradedClaims.set(tenantId, (claims = new Map()));
+      if (!claims.has(e.messageId)) this.degradedClaimCount++;
+      claims.set(e.messageId, e.id);
+    });
+  }
+
+  /** Sets the dedupe keys of what was claimed in degraded mode; every caller waits for the one run. */
+  private rememberDegradedClaims(): Promise<void> {
+    if (this.degradedClaimCount === 0) return Promise.resolve();
+    this.remembering ??= (async () => {
+      try {
+        for (const [tenantId, claims] of this.degradedClaims) {
+          const batch = [...claims].map(([messageId, eventId]) => ({ messageId, eventId }));
+          for (let i = 0; i < batch.length; i += 10_000) {
+            await this.deps.stream.rememberClaims(tenantId, batch.slice(i, i + 10_000));
+          }
+          // Only what was sent: claims noted meanwhile stay for the next run.
+          for (const { messageId, eventId } of batch) {
+            if (claims.get(messageId) === eventId) {
+              claims.delete(messageId);
+              this.degradedClaimCount--;
+            }
+          }
+          if (claims.size === 0) this.degradedClaims.delete(tenantId);
+        }
+      } finally {
+        this.remembering = undefined;
+      }
+    })();
+    return this.remembering;
   }
 
   private async storeInPostgres(tenantId: string, events: StreamEvent[]): Promise<(string | null)[]> {

@@ -101,7 +101,29 @@ export function createPersistWorker(deps: PersistWorkerDeps) {
     }
   }
 
-  async function insertWithRetry(items: Parsed[]): Promise<{ stored: number; rejected: DeadLetter[] }> {
+  /**
+   * `hold` runs every third of PERSIST_CLAIM_IDLE_MS from the first failure on: the batch stays
+   * this consumer's while it retries, instead of passing to every other consumer in turn (each
+   * XAUTOCLAIM a delivery) and into the dead letters after PERSIST_MAX_DELIVERIES of them, though
+   * nothing is wrong with it but Postgres being down.
+   */
+  async function insertWithRetry(
+    items: Parsed[],
+    hold: () => Promise<unknown>,
+  ): Promise<{ stored: number; rejected: DeadLetter[] }> {
+    let heartbeat: NodeJS.Timeout | undefined;
+    try {
+      return await retrying(items, () => {
+        if (heartbeat) return;
+        void hold();
+        heartbeat = setInterval(() => void hold(), Math.max(50, config.persist.claimIdleMs / 3));
+      });
+    } finally {
+      clearInterval(heartbeat);
+    }
+  }
+
+  async function retrying(items: Parsed[], onFailure: () => void): Promise<{ stored: number; rejected: DeadLetter[] }> {
     for (let attempt = 0; ; attempt++) {
       try {
         const result = await insertIsolatingRejects(items);
@@ -109,6 +131,7 @@ export function createPersistWorker(deps: PersistWorkerDeps) {
         failingSince = undefined;
         return result;
       } catch (err) {
+        onFailure();
         failingSince ??= Date.now();
         metrics.persistRetries.inc();
         const delay = backoffMs(attempt);
@@ -123,7 +146,7 @@ export function createPersistWorker(deps: PersistWorkerDeps) {
     }
   }
 
-  async function processBatch({ redis, partition, stream, entries }: ConsumerBatch): Promise<void> {
+  async function processBatch({ redis, partition, stream, consumer, entries }: ConsumerBatch): Promise<void> {
     const started = performance.now();
     const parsed: Parsed[] = [];
     const dead: DeadLetter[] = [];
@@ -147,7 +170,11 @@ export function createPersistWorker(deps: PersistWorkerDeps) {
         });
       }
     }
-    const { stored, rejected } = parsed.length ? await insertWithRetry(parsed) : { stored: 0, rejected: [] };
+    // XCLAIM to itself with JUSTID resets the entries' idle time without counting a delivery; if
+    // this process dies, they go idle again and are reclaimed as before.
+    const hold = () =>
+      redis.xclaim(stream, GROUP, consumer, 0, ...parsed.map((p) => p.entryId), 'JUSTID').catch(() => undefined);
+    const { stored, rejected } = parsed.length ? await insertWithRetry(parsed, hold) : { stored: 0, rejected: [] };
     dead.push(...rejected);
     // Only now, after COMMIT: acknowledge everything this batch settled.
     const rejectedIds = new Set(rejected.map((r) => r.entryId));

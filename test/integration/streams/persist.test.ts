@@ -240,6 +240,35 @@ describe('the persist consumer group', () => {
     }
   });
 
+  it('keeps a batch it is retrying from being reclaimed, so a long Postgres outage dead-letters nothing', async () => {
+    const proxy = await createTcpProxy(5432);
+    const viaProxy = new URL(isolation.databaseUrl);
+    viaProxy.port = String(proxy.port);
+    const db = new pg.Pool({ connectionString: viaProxy.toString(), max: 3, connectionTimeoutMillis: 500 });
+    db.on('error', () => undefined);
+    // Three consumers of the partition, each free to reclaim what has been idle 200 ms: without a
+    // sign of life from the one retrying, the batch would pass from one to the next, its delivery
+    // count past the maximum, and into the dead letters though nothing is wrong with it.
+    const settings = { PERSIST_CLAIM_IDLE_MS: '200', PERSIST_MAX_DELIVERIES: '2', PERSIST_CONCURRENCY: '1' };
+    const workers = [worker(settings, db), worker(settings, db), worker(settings, db)];
+    proxy.cut();
+    await Promise.all(workers.map((w) => w.start()));
+    try {
+      const ids = await append(300, 'outage');
+      await waitFor(async () => (await pendingCount()) === 300, 5_000);
+      await new Promise((resolve) => setTimeout(resolve, 3_000));
+      assert.equal(await redis.xlen(keys.deadLetters(0)), 0, 'no dead letters');
+      proxy.restore();
+      await waitFor(() => storedOnce(ids), 10_000);
+      await waitFor(async () => (await pendingCount()) === 0, 5_000);
+    } finally {
+      await Promise.all(workers.map((w) => w.stop()));
+      await db.end();
+      await proxy.close();
+      await redis.del(keys.deadLetters(0));
+    }
+  });
+
   it('splits the work between replicas with every event stored once', async () => {
     const workers = [worker(), worker()];
     await Promise.all(workers.map((w) => w.start()));
