@@ -134,6 +134,8 @@ export function createLiveFeed(deps: { publisher: Redis; subscriber: Redis; keyP
   return {
     channels,
     publish: (channel: string, payload: unknown) => pubsub.publish(channel, payload),
+    /** A message already serialized as JSON (the same text `publish` would have sent). */
+    publishJson: (channel: string, json: string) => deps.publisher.publish(channel, json).then(() => undefined),
     iterate,
     /** type-graphql's PubSub shape; this API's subscriptions bring their own iterators (see resolvers). */
     typeGraphqlPubSub: (): PubSub => ({

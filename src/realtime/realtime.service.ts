@@ -189,16 +189,18 @@ export function createRealtimeService(deps: {
 
     /** Worker side: one message per (tenant, type) and per tenant for a counted batch. */
     async publishEvents(events: readonly PositionedEvent[]): Promise<void> {
-      const groups = new Map<string, EventRow[]>();
+      // Each event goes to two channels (its type's and all types'): serialized once, and each
+      // channel's message joined from the texts (this was a fifth of the worker's JavaScript).
+      const groups = new Map<string, string[]>();
       for (const { event: e, position } of events) {
-        const row = liveRow(e, position);
+        const row = JSON.stringify(liveRow(e, position));
         for (const channel of [feed.channels.events(e.tenantId, e.type), feed.channels.events(e.tenantId, null)]) {
           const list = groups.get(channel);
           if (list) list.push(row);
           else groups.set(channel, [row]);
         }
       }
-      await Promise.all([...groups].map(([channel, rows]) => feed.publish(channel, rows)));
+      await Promise.all([...groups].map(([channel, rows]) => feed.publishJson(channel, `[${rows.join(',')}]`)));
     },
   };
 }
