@@ -1,7 +1,8 @@
+import { HeaderMap } from '@apollo/server';
 import type pg from 'pg';
 import type { RollupRebuilder } from '../analytics/rollup-rebuild.service.js';
 import { RollupRepository } from '../analytics/rollup.repository.js';
-import { BadUserInputError, ServiceUnavailableError } from '../graphql/errors.js';
+import { BadUserInputError, RateLimitedError, ServiceUnavailableError } from '../graphql/errors.js';
 import type { Logger } from '../observability/logger.js';
 import type { Redis } from '../redis/create-redis.js';
 import { eraseUserStreamEntries } from '../ingest/stream-erasure.js';
@@ -25,6 +26,26 @@ export interface UserErasure {
   readonly completedAt: Date;
   readonly streamEntriesDeleted: number;
   readonly deadLettersDeleted: number;
+}
+
+/** An erasure takes seconds; asking again after one is a fair first guess. */
+const ERASURE_RETRY_AFTER_S = 1;
+
+/**
+ * Another erasure of the same user holds its lock: the client sent the same request twice at
+ * once, which is no fault of the server, so it gets 429 and a Retry-After rather than a 5xx.
+ */
+export class ErasureRunningError extends RateLimitedError {
+  constructor() {
+    super('An erasure of this user is already running; retry when it is done', {
+      limit: 'erasure',
+      retryAfter: ERASURE_RETRY_AFTER_S,
+    });
+    // Apollo takes an error's `http` status and headers into the response (auth-throttle.ts does the same).
+    (this.extensions.http as { headers?: HeaderMap }).headers = new HeaderMap([
+      ['retry-after', String(ERASURE_RETRY_AFTER_S)],
+    ]);
+  }
 }
 
 /**
@@ -88,7 +109,7 @@ export function createUserErasureService(
         log.error({ err }, 'could not take the erasure lock');
         throw new ServiceUnavailableError('The erasure cannot start right now; retry shortly');
       });
-      if (!lock) throw new ServiceUnavailableError('An erasure of this user is already running; retry when it is done');
+      if (!lock) throw new ErasureRunningError();
       try {
         return await eraseLocked(tenantId, userId);
       } finally {

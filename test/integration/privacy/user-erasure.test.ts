@@ -380,8 +380,12 @@ describe('eraseUser', () => {
         tenantId,
         'busy',
       ]);
+      // The same request sent twice at once is the client's doing: 429 with a Retry-After, never a 5xx.
       const refused = await gql(gateway.url, EraseUserDocument, { key: ADMIN, variables: { userId: 'busy' } });
-      assert.equal(errorCode(refused), 'SERVICE_UNAVAILABLE');
+      assert.equal(errorCode(refused), 'RATE_LIMITED');
+      assert.equal(refused.status, 429);
+      assert.equal(refused.headers.get('retry-after'), '1');
+      assert.match(refused.errors![0]!.message, /already running/);
       await holder.query("SELECT pg_advisory_unlock(hashtextextended('erase-user:' || $1 || ':' || $2, 0))", [
         tenantId,
         'busy',
