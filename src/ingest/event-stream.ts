@@ -57,9 +57,10 @@ export function createEventStream(
   return {
     /**
      * Appends the events (all of one tenant) in one round trip: one script per partition,
-     * pipelined (on a Redis Cluster, one pipeline per partition, all sent at once). Resolves, per event, null when appended or the first event's id when it is a
-     * duplicate. With `persisted`, messages are marked as already in Postgres (INGEST_ACK=postgres)
-     * and dedupe keys are skipped, Postgres having decided that already.
+     * pipelined (on a Redis Cluster, one pipeline per partition, all sent at once). Resolves, per
+     * event, null when appended or the first event's id when it is a duplicate. With `persisted`,
+     * messages are marked as already in Postgres (INGEST_ACK=postgres) and dedupe keys are
+     * skipped, Postgres having decided that already.
      */
     async enqueue(tenantId: string, events: readonly StreamEvent[], persisted = false): Promise<(string | null)[]> {
       const byPartition = new Map<number, number[]>();
@@ -115,12 +116,23 @@ export function createEventStream(
      */
     async rememberClaims(tenantId: string, claims: readonly { messageId: string; eventId: string }[]): Promise<void> {
       if (claims.length === 0) return;
-      const pipeline = redis.pipeline();
-      for (const { messageId, eventId } of claims) {
-        const key = keys.dedupe(keys.partitionOf(tenantId, messageId), tenantId, messageId);
-        pipeline.set(key, eventId, 'EX', options.dedupeWindowS, 'NX');
+      // Each dedupe key lives under its partition's tag: on a Redis Cluster, one pipeline per partition.
+      const byPartition = new Map<number, { messageId: string; eventId: string }[]>();
+      for (const claim of claims) {
+        const partition = keys.partitionOf(tenantId, claim.messageId);
+        const list = byPartition.get(partition);
+        if (list) list.push(claim);
+        else byPartition.set(partition, [claim]);
       }
-      for (const [err] of (await pipeline.exec()) ?? []) if (err) throw err;
+      const replies = await pipelinePerSlot(
+        redis,
+        [...byPartition].map(([partition, list]) => (pipeline) => {
+          for (const { messageId, eventId } of list) {
+            pipeline.set(keys.dedupe(partition, tenantId, messageId), eventId, 'EX', options.dedupeWindowS, 'NX');
+          }
+        }),
+      );
+      for (const [err] of replies.flat()) if (err) throw err;
     },
   };
 }
