@@ -29,6 +29,16 @@ interface AnalyticsRepositories {
   readonly rollups: RollupRepository;
 }
 
+/** The query API's repositories over `reads`, event pages over `eventReads` (generic plans). */
+function repositoriesOver(reads: Pick<pg.Pool, 'query'>, eventReads: Pick<pg.Pool, 'query'>): AnalyticsRepositories {
+  return {
+    events: new EventReadRepository(reads, eventReads),
+    users: new UserRepository(reads),
+    stats: new StatsRepository(reads),
+    rollups: new RollupRepository(reads),
+  };
+}
+
 export interface Page<T> {
   readonly edges: { cursor: string; node: T }[];
   readonly pageInfo: { hasNextPage: boolean; endCursor: string | null };
@@ -81,14 +91,9 @@ export class AnalyticsService {
     pools: { readonly pool: pg.Pool; readonly eventReadPool: pg.Pool; readonly readPool?: pg.Pool },
     private readonly cache: QueryCache,
   ) {
-    const reads = (this.reads = pools.readPool ?? pools.pool);
+    this.reads = pools.readPool ?? pools.pool;
     this.eventReadPool = pools.eventReadPool;
-    this.repositories = {
-      events: new EventReadRepository(reads, pools.eventReadPool),
-      users: new UserRepository(reads),
-      stats: new StatsRepository(reads),
-      rollups: new RollupRepository(reads),
-    };
+    this.repositories = repositoriesOver(this.reads, this.eventReadPool);
     this.replicaLag = pools.readPool ? createReplicaLag({ primary: pools.pool, replica: pools.readPool }) : null;
   }
 
@@ -102,15 +107,8 @@ export class AnalyticsService {
     let repositories = this.repositories;
     if (deadline) {
       const reads = withinDeadline(this.reads, deadline);
-      repositories = {
-        events: new EventReadRepository(
-          reads,
-          this.eventReadPool === this.reads ? reads : withinDeadline(this.eventReadPool, deadline),
-        ),
-        users: new UserRepository(reads),
-        stats: new StatsRepository(reads),
-        rollups: new RollupRepository(reads),
-      };
+      const eventReads = this.eventReadPool === this.reads ? reads : withinDeadline(this.eventReadPool, deadline);
+      repositories = repositoriesOver(reads, eventReads);
     }
     return { tenantId, repositories, loaders: createAnalyticsLoaders(repositories, tenantId) };
   }

@@ -22,6 +22,8 @@ declare module 'fastify' {
   interface FastifyRequest {
     /** This request's deadline on `/graphql` when REQUEST_TIMEOUT_MS is set; the context carries it. */
     deadline: RequestDeadline | undefined;
+    /** Answers whose data is already JSON text, put into the response as it is sent (graphql/serialized-data.ts). */
+    serializedData: SerializedData[] | null;
   }
 }
 
@@ -36,13 +38,6 @@ export interface GraphqlRouteDeps<TContext extends BaseContext> {
    * plugins never see it, so the audit log hears of it here.
    */
   readonly onRefused?: (request: FastifyRequest, details: Record<string, unknown>) => void;
-}
-
-declare module 'fastify' {
-  interface FastifyRequest {
-    /** Answers whose data is already JSON text, put into the response as it is sent (graphql/serialized-data.ts). */
-    serializedData: SerializedData[] | null;
-  }
 }
 
 /** A refusal in the GraphQL error shape, with the contract's code. */

@@ -155,10 +155,12 @@ export function responseCachePlugin(
             .digest('base64url');
           const key = keys.entry(viewer.tenantId, operationHash);
           const known = local.get(key);
+          // An answer this replica holds and whose max age has not passed: only its generation is read.
+          const held = known && fresh(known, Date.now()) ? known : undefined;
           let generation: string;
           let stored: string | null = null;
           try {
-            if (known && fresh(known, Date.now())) {
+            if (held) {
               generation = (await redis.get(deps.generationKey(viewer.tenantId))) ?? '0';
             } else {
               const [gen, entry] = await redis.mget(deps.generationKey(viewer.tenantId), key);
@@ -172,9 +174,8 @@ export function responseCachePlugin(
             return null;
           }
           const now = Date.now();
-          let current: LocalEntry | undefined;
-          if (known && fresh(known, now) && known.generation === generation) current = known;
-          else if (stored !== null) {
+          let current = held?.generation === generation ? held : undefined;
+          if (!current && stored !== null) {
             const entry = parseEntry(stored);
             if (entry && entry.generation === generation) {
               current = { ...entry, data: JSON.parse(entry.json) as Record<string, unknown> };

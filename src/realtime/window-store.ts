@@ -358,8 +358,10 @@ export function createWindowStore(redis: Redis, keys: StreamKeys, options: Windo
     }
   }
 
-  /** The tenant's window, merged over every partition. */
-  /** The window holding `at`, as it stands; `final` as of `now` (its end plus the grace period). */
+  /**
+   * The tenant's window holding `at`, merged over every partition, as it stands; `final` as of
+   * `now` (its end plus the grace period).
+   */
   async function read(
     tenantId: string,
     type: string | null,
