@@ -1,6 +1,8 @@
 import { randomBytes } from 'node:crypto';
 import pg from 'pg';
 import { Redis } from 'ioredis';
+import type { Redis as GatewayRedis } from '../../src/redis/create-redis.js';
+import type { StreamKeys } from '../../src/redis/keys.js';
 
 /** The services the tests use; CI and developers run them on the standard local ports. */
 export const POSTGRES_URL = process.env.TEST_POSTGRES_URL ?? 'postgres://postgres@127.0.0.1:5432/postgres';
@@ -120,4 +122,21 @@ export async function waitFor(probe: () => Promise<boolean>, timeoutMs: number, 
     if (Date.now() - started > timeoutMs) throw new Error(`condition not met within ${timeoutMs} ms`);
     await new Promise((r) => setTimeout(r, intervalMs));
   }
+}
+
+/**
+ * Every entry of every stream partition stored by the persist group and counted by the aggregate
+ * group: both groups exist, with nothing pending and nothing unread.
+ */
+export async function streamGroupsSettled(redis: GatewayRedis, keys: StreamKeys): Promise<boolean> {
+  for (let p = 0; p < keys.partitions; p++) {
+    const groups = (await redis.xinfo('GROUPS', keys.stream(p)).catch(() => [])) as unknown[][];
+    if (groups.length < 2) return false;
+    for (const flat of groups) {
+      const info: Record<string, unknown> = {};
+      for (let i = 0; i < flat.length; i += 2) info[String(flat[i])] = flat[i + 1];
+      if (Number(info.pending) !== 0 || Number(info.lag) !== 0) return false;
+    }
+  }
+  return true;
 }

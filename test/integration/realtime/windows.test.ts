@@ -18,7 +18,7 @@ import { createStreamKeys } from '../../../src/redis/keys.js';
 import { RecordEventsDocument, type EventInput } from '../../generated/graphql.js';
 import { scrapeMetric, spawnGatewayPair, stopGateways, type SpawnedGateway } from '../../helpers/gateway.js';
 import { gql } from '../../helpers/graphql-client.js';
-import { REDIS_URL, isolatedEnv, testPool, waitFor } from '../../helpers/test-env.js';
+import { REDIS_URL, isolatedEnv, streamGroupsSettled, testPool, waitFor } from '../../helpers/test-env.js';
 
 const ADMIN = 'agk_windows-admin-key-000000000000000000000000000';
 const PARTITIONS = 2;
@@ -70,19 +70,7 @@ describe('live windows (aggregate consumer group)', () => {
     await isolation.cleanup();
   });
 
-  /** Every entry of every partition counted by the aggregate group and stored by the persist group. */
-  async function settled(): Promise<boolean> {
-    for (let p = 0; p < PARTITIONS; p++) {
-      const groups = (await redis.xinfo('GROUPS', keys.stream(p)).catch(() => [])) as unknown[][];
-      if (groups.length < 2) return false;
-      for (const flat of groups) {
-        const info: Record<string, unknown> = {};
-        for (let i = 0; i < flat.length; i += 2) info[String(flat[i])] = flat[i + 1];
-        if (Number(info.pending) !== 0 || Number(info.lag) !== 0) return false;
-      }
-    }
-    return true;
-  }
+  const settled = () => streamGroupsSettled(redis, keys);
 
   function generate(n: number, seed: number, prefix: string): EventInput[] {
     const rnd = lcg(seed);

@@ -22,7 +22,7 @@ import {
 import { scrapeMetric, startGateway, type RunningGateway } from '../../helpers/gateway.js';
 import { errorCode, gql } from '../../helpers/graphql-client.js';
 import { startRedisCluster, type LocalRedisCluster } from '../../helpers/redis-cluster.js';
-import { dropDatabase, isolatedEnv, testPool, waitFor } from '../../helpers/test-env.js';
+import { dropDatabase, isolatedEnv, streamGroupsSettled, testPool, waitFor } from '../../helpers/test-env.js';
 
 const ADMIN = 'agk_redis-cluster-admin-key-00000000000000000000';
 const PARTITIONS = 6;
@@ -115,19 +115,7 @@ describe('on a three-master Redis Cluster', () => {
     return res.data!.recordEvents;
   }
 
-  /** Every partition's entries persisted and counted: both groups with nothing pending or unread. */
-  async function settled(): Promise<boolean> {
-    for (let p = 0; p < PARTITIONS; p++) {
-      const groups = (await redis.xinfo('GROUPS', keys.stream(p)).catch(() => [])) as unknown[][];
-      if (groups.length < 2) return false;
-      for (const flat of groups) {
-        const info: Record<string, unknown> = {};
-        for (let i = 0; i < flat.length; i += 2) info[String(flat[i])] = flat[i + 1];
-        if (Number(info.pending) !== 0 || Number(info.lag) !== 0) return false;
-      }
-    }
-    return true;
-  }
+  const settled = () => streamGroupsSettled(redis, keys);
 
   before(async () => {
     cluster = await startRedisCluster(3);
